@@ -1,0 +1,422 @@
+/*
+ * embedkv.h - libembedkv, a block-based key-value store for small storage.
+ *
+ * This header is the library's manual. libembedkv keeps byte-string keys and
+ * values in fixed-size blocks of one or more replica devices (flash, a UEFI
+ * variable region, an image file), in the embedkv v1.0 on-disk format shared
+ * with the Go and Rust implementations. Every used block carries a CRC32;
+ * updates are copy-on-write with a per-key generation; opening a store runs
+ * recovery, which keeps the newest complete record of every key and erases
+ * everything else, and builds an in-memory index in the same scan.
+ *
+ * Conventions
+ * - Every function that can fail returns an int: 0 (or a non-negative count)
+ *   on success, a negative EKV_E* code on failure. ekv_strerror() names them.
+ *   Codes are negative errno values where one fits (littlefs does the same),
+ *   so a FUSE daemon may return them as they are.
+ * - A store is not thread-safe: callers serialise calls on one store.
+ * - "Durable" below means: written and flushed through every active
+ *   replica's flush callback. What flush guarantees is the device's business
+ *   (the POSIX file device calls fdatasync() unless opened with NOSYNC).
+ * - The core calls no POSIX or stdio function. Memory comes from the
+ *   allocator in ekv_options (the C library's malloc/free when none is given,
+ *   unless built with EKV_NO_MALLOC).
+ *
+ * Copyright 2026 the embedkv C authors. Licensed under the Apache License 2.0.
+ */
+#ifndef EMBEDKV_H
+#define EMBEDKV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Library version (not the format version). */
+#define EKV_LIB_VERSION_MAJOR 0
+#define EKV_LIB_VERSION_MINOR 1
+#define EKV_LIB_VERSION_PATCH 0
+#define EKV_LIB_VERSION_STRING "0.1.0"
+
+/* On-disk format version written by this library; majors other than 1 are
+ * rejected on open. */
+#define EKV_FORMAT_VERSION_MAJOR 1
+#define EKV_FORMAT_VERSION_MINOR 0
+
+/* Block sizes this library accepts, in bytes. 64 is the smallest block that
+ * still holds a useful key and value; the largest keeps block buffers sane
+ * on small targets and key sizes inside the format's u16 field. */
+#define EKV_MIN_BLOCK_SIZE 64u
+#define EKV_MAX_BLOCK_SIZE 65536u
+
+/* The most replicas one store may have (replica sets are bit masks). */
+#define EKV_MAX_REPLICAS 32u
+
+/* Block index meaning "none" (end of a chunk chain). */
+#define EKV_BLOCK_NONE 0xFFFFFFFFu
+
+/* Fixed sizes of the format: headers and the trailing CRC. */
+#define EKV_DESCRIPTOR_HEADER_SIZE 32u
+#define EKV_CHUNK_HEADER_SIZE 20u
+#define EKV_CRC_SIZE 4u
+
+/* Longest key a store with this block size can hold. */
+#define EKV_MAX_KEY_SIZE(block_size) \
+    ((block_size) - EKV_DESCRIPTOR_HEADER_SIZE - EKV_CRC_SIZE)
+
+/* ------------------------------------------------------------------------ */
+/* Errors                                                                    */
+/* ------------------------------------------------------------------------ */
+
+enum ekv_error {
+    EKV_OK = 0,
+    EKV_ENOENT = -2,        /* no such key */
+    EKV_EIO = -5,           /* a device read, write or flush failed */
+    EKV_ENOMEM = -12,       /* the allocator returned NULL */
+    EKV_EBUSY = -16,        /* the device is locked by another user */
+    EKV_EINVAL = -22,       /* invalid argument */
+    EKV_EFBIG = -27,        /* value larger than the whole store could hold */
+    EKV_ENOSPC = -28,       /* not enough free blocks now */
+    EKV_EROFS = -30,        /* store (or device) opened read-only */
+    EKV_EDOM = -33,         /* geometry: block size/count unsupported, device
+                               size != header, or replicas disagree */
+    EKV_ERANGE = -34,       /* caller's buffer too small for the value */
+    EKV_ENAMETOOLONG = -36, /* key longer than EKV_MAX_KEY_SIZE() */
+    EKV_EBADHDR = -74,      /* not an embedkv image: storage header invalid */
+    EKV_ECORRUPT = -84,     /* every copy of a record is corrupt */
+    EKV_EVERSION = -95      /* unsupported format major version */
+};
+
+/* A static, human-readable message for an EKV_E* code (or a negated errno
+ * a device returned). Never NULL. */
+const char *ekv_strerror(int err);
+
+/* ------------------------------------------------------------------------ */
+/* Devices                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A device is an array of block_count blocks of block_size bytes. All I/O is
+ * one whole block. Callbacks return 0 or a negative error (EKV_EIO, or a
+ * negated errno); the core passes device errors through unchanged.
+ */
+typedef struct ekv_device ekv_device;
+struct ekv_device {
+    /* Bytes per block, EKV_MIN_BLOCK_SIZE..EKV_MAX_BLOCK_SIZE. */
+    uint32_t block_size;
+    /* Blocks on the device, header block included; at least 1. */
+    uint32_t block_count;
+    /* Read block `block` (< block_count) into buf (block_size bytes). */
+    int (*read)(ekv_device *dev, uint32_t block, void *buf);
+    /* Write buf (block_size bytes) to block `block`. Need not be durable
+     * until flush returns. NULL on a read-only device. */
+    int (*write)(ekv_device *dev, uint32_t block, const void *buf);
+    /* Make every earlier write durable. NULL means nothing to do. */
+    int (*flush)(ekv_device *dev);
+    /* Release the device (ekv_device_close() calls it). May be NULL. */
+    void (*close)(ekv_device *dev);
+    /* The backend's own state. */
+    void *ctx;
+};
+
+/* Close a device through its close callback. NULL is accepted. */
+void ekv_device_close(ekv_device *dev);
+
+/*
+ * ekv_mem_device_init - a device over caller-owned memory.
+ * @dev:        filled in; no allocation is made.
+ * @mem:        block_size * block_count bytes, kept by the caller.
+ * @block_size, @block_count: the geometry.
+ * Returns 0, or EKV_EINVAL for a NULL pointer or zero geometry.
+ */
+int ekv_mem_device_init(ekv_device *dev, void *mem, uint32_t block_size,
+                        uint32_t block_count);
+
+/* ------------------------------------------------------------------------ */
+/* Allocation hook and options                                               */
+/* ------------------------------------------------------------------------ */
+
+typedef struct ekv_allocator {
+    /* Return size bytes aligned for any object, or NULL. */
+    void *(*alloc)(void *ctx, size_t size);
+    /* Release what alloc returned; size is what was asked for. */
+    void (*free)(void *ctx, void *ptr, size_t size);
+    void *ctx;
+} ekv_allocator;
+
+/* Flags of ekv_options.flags. */
+/* Open read-only: recovery runs in memory only (incomplete records are
+ * skipped, nothing is erased) and put/delete/repair return EKV_EROFS. No
+ * device write or flush is ever issued. */
+#define EKV_OPEN_RDONLY 0x1u
+/* Degraded open: replicas whose header is unusable (or whose geometry
+ * disagrees with the first good one) are dropped instead of failing the
+ * open, as long as one replica is good. ekv_replica_status() says which. */
+#define EKV_OPEN_DEGRADED 0x2u
+
+typedef struct ekv_options {
+    /* EKV_OPEN_* flags. */
+    uint32_t flags;
+    /* Byte that erased blocks are filled with: 0x00 (default, zero-filled
+     * files) or 0xFF (erased NAND/NOR flash). Reading accepts both. */
+    uint8_t erase_byte;
+    /* Memory for the store; NULL uses malloc/free. */
+    const ekv_allocator *allocator;
+} ekv_options;
+
+typedef struct ekv_format_options {
+    /* Replica i gets replica_id = replica_id_base + i. Default 0. */
+    uint32_t replica_id_base;
+    /* Stored in every header as given. Default 0. */
+    uint32_t format_seq;
+    /* Fill used for data blocks when erase_data is set (0x00 or 0xFF). */
+    uint8_t erase_byte;
+    /* Non-zero: also erase every data block. Zero (the Go/Rust behaviour)
+     * writes block 0 only, so old records in the data area survive and
+     * recovery judges them on the next open. */
+    uint8_t erase_data;
+} ekv_format_options;
+
+/* ------------------------------------------------------------------------ */
+/* Store                                                                     */
+/* ------------------------------------------------------------------------ */
+
+typedef struct ekv_store ekv_store;
+
+/*
+ * ekv_format - write a fresh storage header to every device.
+ * @devs, @n: 1..EKV_MAX_REPLICAS devices of the same geometry.
+ * @opt:      NULL for the defaults (ids from 0, format_seq 0, header only).
+ * Block 0 of replica i gets the v1.0 header with replica_id base + i. Each
+ * device is flushed. Returns 0, EKV_EINVAL, EKV_EDOM (unsupported or
+ * mismatched geometry), EKV_EROFS (device has no write), or a device error.
+ * Durable on return: every header.
+ */
+int ekv_format(ekv_device *const devs[], unsigned n,
+               const ekv_format_options *opt);
+
+/*
+ * ekv_open - open a store over replica devices: validate every header, run
+ * recovery on each replica and build the key index, reading each block once.
+ * @out:  receives the store.
+ * @devs, @n: 1..EKV_MAX_REPLICAS devices; they must outlive the store.
+ * @opt:  NULL for the defaults (read-write, erase byte 0x00, malloc).
+ * Writable open: blocks that are neither free nor part of the newest
+ * complete record of a key are erased and the replica flushed (the image
+ * then equals what the Go/Rust recovery leaves). A replica on which a block
+ * could not be read is not erased at all (it is recovered in memory only),
+ * so an unreadable block never costs the rest of its record.
+ * Returns 0; EKV_EBADHDR, EKV_EVERSION or EKV_EDOM for a bad header or
+ * geometry (any replica, unless EKV_OPEN_DEGRADED and one is good); EKV_EIO
+ * or a device error when a header cannot be read; EKV_ENOMEM; EKV_EINVAL.
+ * Durable on return: the recovery erasures.
+ */
+int ekv_open(ekv_store **out, ekv_device *const devs[], unsigned n,
+             const ekv_options *opt);
+
+/*
+ * ekv_close - free the store. Devices are not closed (they are the
+ * caller's). Every completed put/delete was already durable; close writes
+ * nothing. NULL is accepted.
+ */
+void ekv_close(ekv_store *s);
+
+/*
+ * ekv_recover - scan the replicas again: rerun recovery (in memory only on a
+ * read-only store) and rebuild the index, as ekv_open did. Use it after the
+ * devices were changed behind the store's back.
+ * Returns 0 or an error as ekv_open; on error the store is unusable except
+ * for ekv_close.
+ */
+int ekv_recover(ekv_store *s);
+
+/* Facts about one key. */
+typedef struct ekv_key_info {
+    const uint8_t *key;      /* valid until the next call that changes the
+                                store; not NUL-terminated */
+    size_t key_len;
+    uint32_t value_size;     /* of the newest complete record */
+    uint32_t generation;     /* of the newest complete record */
+    uint32_t replicas;       /* bit i: replica i holds that generation */
+    uint32_t stale;          /* bit i: replica i holds only an older one */
+} ekv_key_info;
+
+/*
+ * ekv_stat_key - look a key up in the index (no device I/O).
+ * Returns 0 and fills *info, EKV_ENOENT, or EKV_EINVAL.
+ */
+int ekv_stat_key(ekv_store *s, const void *key, size_t key_len,
+                 ekv_key_info *info);
+
+/*
+ * ekv_get - read a key's value: the highest-generation complete record
+ * across replicas, re-read and re-verified (CRC, chain) on every call; a
+ * copy that is corrupt or unreadable falls back to the next best one.
+ * @buf, @cap: where the value goes. @len: receives the value's length
+ *             (also on EKV_ERANGE, so a caller can size a buffer).
+ * Returns 0; EKV_ENOENT; EKV_ERANGE when cap < value length (buf is then
+ * unspecified); EKV_ECORRUPT when no copy verifies; EKV_EIO (or the
+ * device's error) when the only readable copies failed to read.
+ */
+int ekv_get(ekv_store *s, const void *key, size_t key_len, void *buf,
+            size_t cap, size_t *len);
+
+/*
+ * ekv_put - store a value (copy-on-write).
+ * The new record gets generation = the key's highest generation + 1 (1 for a
+ * new key) and is written to the lowest free blocks of every active replica
+ * and flushed there; only then are the old record's blocks erased and
+ * flushed. If writing the new record fails on any replica, what was written
+ * is erased again and the old value stays in force everywhere.
+ * @user_flags: stored verbatim in the descriptor (ekv_put uses 0).
+ * Returns 0; EKV_EROFS; EKV_ENAMETOOLONG (key too long for the block size);
+ * EKV_EFBIG (value needs more blocks than the store has); EKV_ENOSPC (not
+ * enough free blocks on some replica now; nothing was written); EKV_ENOMEM;
+ * or the device's error (old value kept).
+ * Durable on return 0: the new value on every active replica. If erasing
+ * the old record then fails, the put still returns 0: the newer generation
+ * wins on every read and recovery, and the old blocks stay out of use until
+ * the next recovery erases them (ekv_stats counts the errors).
+ */
+int ekv_put(ekv_store *s, const void *key, size_t key_len, const void *val,
+            size_t val_len);
+int ekv_put_flags(ekv_store *s, const void *key, size_t key_len,
+                  const void *val, size_t val_len, uint32_t user_flags);
+
+/*
+ * ekv_delete - erase every block of the key's records on every replica
+ * (descriptor first) and flush.
+ * Returns 0, EKV_ENOENT, EKV_EROFS, or the device's error; on error the
+ * index keeps whatever copies are still on the devices, so the key may still
+ * be readable (and is, after a reopen).
+ * Durable on return 0.
+ */
+int ekv_delete(ekv_store *s, const void *key, size_t key_len);
+
+/*
+ * ekv_iterate - call fn once for every key, in no particular order.
+ * fn returns 0 to go on, anything else to stop (that value is returned).
+ * fn must not change the store. Returns 0, or fn's non-zero value.
+ */
+int ekv_iterate(ekv_store *s, int (*fn)(void *ctx, const ekv_key_info *info),
+                void *ctx);
+
+typedef struct ekv_stats {
+    uint32_t block_size;
+    uint32_t block_count;      /* per replica, header included */
+    uint32_t replicas;         /* devices given to open */
+    uint32_t active_replicas;  /* those in use (not dropped) */
+    uint32_t free_blocks;      /* the fewest free blocks of any active
+                                  replica: what a put can count on */
+    uint32_t used_blocks;      /* block_count - 1 - free_blocks */
+    uint32_t records;          /* keys in the index */
+    uint32_t max_key_size;     /* EKV_MAX_KEY_SIZE(block_size) */
+    uint32_t read_only;        /* opened with EKV_OPEN_RDONLY */
+    uint32_t io_errors;        /* device errors seen since open */
+    size_t index_bytes;        /* memory held by the key index */
+    size_t memory_bytes;       /* all memory held by the store */
+} ekv_stats;
+
+/* ekv_stats_get - fill *st. Returns 0 or EKV_EINVAL. No device I/O. */
+int ekv_stats_get(ekv_store *s, ekv_stats *st);
+
+/* What the scan of one replica found (ekv_replica_report). */
+typedef struct ekv_replica_report {
+    int status;              /* 0 in use, else why it was dropped */
+    uint32_t replica_id, format_seq;
+    uint16_t version_major, version_minor;
+    uint32_t block_size, block_count;
+    uint32_t free_blocks;       /* free after recovery (in memory or not) */
+    uint32_t descriptor_blocks; /* blocks with a valid descriptor CRC */
+    uint32_t chunk_blocks;      /* blocks with a valid chunk CRC */
+    uint32_t garbage_blocks;    /* neither free nor a valid block */
+    uint32_t unreadable_blocks; /* read errors during the scan */
+    uint32_t complete_records;  /* descriptors whose record verified */
+    uint32_t incomplete_records;/* descriptors whose record did not */
+    uint32_t stale_records;     /* complete, but not the newest of the key */
+    uint32_t erased_blocks;     /* erased by the last recovery (writable) */
+    uint32_t erasable_blocks;   /* what a writable recovery erases (or, on a
+                                   writable store, erased): stale and
+                                   incomplete records, orphans, garbage */
+    uint32_t keys;              /* keys with a complete record here */
+} ekv_replica_report;
+
+/*
+ * ekv_replica_report_get - what opening (or the last ekv_recover) found on
+ * replica i. Returns 0, or EKV_EINVAL for a bad index. No device I/O.
+ */
+int ekv_replica_report_get(ekv_store *s, unsigned i, ekv_replica_report *r);
+
+/*
+ * ekv_repair - bring every replica to the newest complete record of every
+ * key. Needs a writable store, normally opened with EKV_OPEN_DEGRADED.
+ * A dropped replica whose device has the store's geometry gets a fresh
+ * header (replica_id following the good replicas' numbering) and is then
+ * recovered, so records that survived on it are kept. Then each key's
+ * newest record is copied (same generation) to every replica that lacks it
+ * or holds an older or corrupt copy: written and flushed before the older
+ * copy is erased, so a crash at any point loses no key that was complete.
+ * @copied: if not NULL, receives the number of records written.
+ * Returns 0, EKV_EROFS, EKV_ENOSPC (a lagging replica is too full), or the
+ * device's error. Durable on return 0.
+ */
+int ekv_repair(ekv_store *s, uint32_t *copied);
+
+/* ------------------------------------------------------------------------ */
+/* Block decoding, for inspection tools                                      */
+/* ------------------------------------------------------------------------ */
+
+enum ekv_block_kind {
+    EKV_BLOCK_FREE = 0,       /* first byte 0x00 or 0xFF, no valid CRC */
+    EKV_BLOCK_HEADER = 1,     /* storage header, CRC right */
+    EKV_BLOCK_DESCRIPTOR = 2, /* record descriptor, CRC right */
+    EKV_BLOCK_CHUNK = 3,      /* value chunk, CRC right */
+    EKV_BLOCK_GARBAGE = 4     /* anything else */
+};
+
+typedef struct ekv_block_info {
+    enum ekv_block_kind kind;
+    uint8_t type_byte;       /* first byte as found */
+    uint8_t header_size;     /* descriptor/chunk header_size field */
+    int crc_ok;              /* stored CRC matches */
+    uint32_t crc_stored, crc_computed;
+    /* header */
+    uint16_t version_major, version_minor;
+    uint32_t block_size, block_count, replica_id, format_seq;
+    /* descriptor and chunk */
+    uint32_t flags;          /* descriptor flags, or chunk flags (u16) */
+    uint32_t user_flags;
+    uint16_t key_size;
+    uint32_t generation, total_size, payload_size, chunk_count;
+    uint32_t next_chunk, owner, chunk_index;
+    const uint8_t *key;      /* points into the block buffer; NULL if the
+                                key does not fit the block */
+} ekv_block_info;
+
+/*
+ * ekv_block_decode - classify one raw block and decode its fields, without
+ * any device. Fields not of the block's type are zero. Always succeeds for
+ * block_size >= 36 (returns 0); EKV_EINVAL otherwise.
+ */
+int ekv_block_decode(const void *buf, uint32_t block_size,
+                     ekv_block_info *info);
+
+/*
+ * ekv_read_header - read and validate block 0 of one device, decoding it
+ * into *info (if not NULL) even when it is invalid, for messages and
+ * inspection. Returns 0, EKV_EBADHDR, EKV_EVERSION, EKV_EDOM (device
+ * geometry unsupported or not the header's), EKV_EINVAL, EKV_ENOMEM, or the
+ * device's read error. Uses the default allocator.
+ */
+int ekv_read_header(ekv_device *dev, ekv_block_info *info);
+
+/* CRC-32/IEEE (zlib's crc32()) of len bytes, continuing from crc (start
+ * with 0). */
+uint32_t ekv_crc32(uint32_t crc, const void *buf, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* EMBEDKV_H */

@@ -1,0 +1,58 @@
+/*
+ * embedkv_file.h - the POSIX image-file device for libembedkv.
+ *
+ * A device over a regular file (or a block device node): pread/pwrite of
+ * whole blocks, fdatasync() on flush, and an flock() so that two processes
+ * never write one image: writers take an exclusive lock, read-only openers a
+ * shared one, both without waiting. Not available in freestanding builds.
+ *
+ * Copyright 2026 the embedkv C authors. Licensed under the Apache License 2.0.
+ */
+#ifndef EMBEDKV_FILE_H
+#define EMBEDKV_FILE_H
+
+#include "embedkv.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Open the file read-only: the device gets no write callback and nothing
+ * is ever written (not even by mistake of a caller). Shared lock. */
+#define EKV_FILE_RDONLY 0x1u
+/* Create the file if missing and size it to block_size * block_count
+ * (an existing file of another size is extended or truncated). */
+#define EKV_FILE_CREATE 0x2u
+/* flush does not call fdatasync(): faster, not crash-safe. */
+#define EKV_FILE_NOSYNC 0x4u
+/* Do not lock (for tools that know what they do, e.g. tests). */
+#define EKV_FILE_NOLOCK 0x8u
+
+/*
+ * ekv_file_open - open an image file as a device.
+ * @out:   receives a device to free with ekv_device_close().
+ * @path:  the image.
+ * @flags: EKV_FILE_* flags.
+ * @block_size: 0 to read it from the image's storage header (which then
+ *         must be an embedkv header), or the geometry to use.
+ * @block_count: with EKV_FILE_CREATE, the size of the new image in blocks;
+ *         otherwise 0 (derived from the file size) or the count expected.
+ * Returns 0; EKV_ENOENT (no such file); EKV_EBUSY (locked by another
+ * process); EKV_EBADHDR (block_size 0 and no embedkv header); EKV_EDOM (the
+ * file size is not a whole number of blocks, is empty, or differs from
+ * block_count); EKV_EROFS (writable open of a file we may not write);
+ * EKV_EINVAL; EKV_ENOMEM; or a negated errno.
+ */
+int ekv_file_open(ekv_device **out, const char *path, uint32_t flags,
+                  uint32_t block_size, uint32_t block_count);
+
+/* The path given to ekv_file_open (for messages). */
+const char *ekv_file_path(const ekv_device *dev);
+
+/* Whether the device was opened read-only (1) or not (0). */
+int ekv_file_is_rdonly(const ekv_device *dev);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* EMBEDKV_FILE_H */

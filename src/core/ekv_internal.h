@@ -1,0 +1,205 @@
+/*
+ * ekv_internal.h - what the core's modules share and the public header
+ * does not show: little-endian field access, block layout offsets, the
+ * key index, the free-block map and the store structure.
+ */
+#ifndef EKV_INTERNAL_H
+#define EKV_INTERNAL_H
+
+#include <stdbool.h>
+#include <string.h>
+
+#include "embedkv.h"
+
+/* Block type bytes. */
+#define EKV_TYPE_HEADER 0x01u
+#define EKV_TYPE_DESCRIPTOR 0x02u
+#define EKV_TYPE_CHUNK 0x03u
+
+/* Storage header field offsets (block 0). */
+#define HDR_MAGIC 1
+#define HDR_VMAJOR 4
+#define HDR_VMINOR 6
+#define HDR_BLOCK_SIZE 8
+#define HDR_BLOCK_COUNT 12
+#define HDR_REPLICA_ID 16
+#define HDR_FORMAT_SEQ 20
+#define HDR_FLAGS 24
+#define HDR_SIZE 28
+
+/* Record descriptor field offsets. */
+#define DESC_HEADER_SIZE 1
+#define DESC_KEY_SIZE 2
+#define DESC_GENERATION 4
+#define DESC_TOTAL_SIZE 8
+#define DESC_FIRST_SIZE 12
+#define DESC_CHUNK_COUNT 16
+#define DESC_NEXT 20
+#define DESC_FLAGS 24
+#define DESC_USER_FLAGS 28
+
+/* Value chunk field offsets. */
+#define CHUNK_HEADER_SIZE 1
+#define CHUNK_FLAGS 2
+#define CHUNK_OWNER 4
+#define CHUNK_INDEX 8
+#define CHUNK_PAYLOAD_SIZE 12
+#define CHUNK_NEXT 16
+
+static inline uint16_t get_le16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] | (p[1] << 8));
+}
+
+static inline uint32_t get_le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
+           ((uint32_t)p[3] << 24);
+}
+
+static inline void put_le16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
+
+static inline void put_le32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+    p[2] = (uint8_t)(v >> 16);
+    p[3] = (uint8_t)(v >> 24);
+}
+
+/* Value bytes a descriptor / a chunk of this block size can hold. */
+static inline uint32_t first_capacity(uint32_t bs, uint32_t key_len)
+{
+    return bs - EKV_DESCRIPTOR_HEADER_SIZE - key_len - EKV_CRC_SIZE;
+}
+
+static inline uint32_t chunk_capacity(uint32_t bs)
+{
+    return bs - EKV_CHUNK_HEADER_SIZE - EKV_CRC_SIZE;
+}
+
+/* ---- format.c: block encoding ---------------------------------------- */
+
+/* CRC of a block as the format defines it (last 4 bytes taken as zero). */
+uint32_t block_crc(const uint8_t *buf, uint32_t bs);
+/* Store block_crc() in the last 4 bytes. */
+void block_seal(uint8_t *buf, uint32_t bs);
+/* Whether the stored CRC is right. */
+bool block_crc_ok(const uint8_t *buf, uint32_t bs);
+
+/* Validate a storage header buffer of bs bytes against a device of
+ * dev_bs x dev_bc (0 = do not compare). Returns 0 or EKV_EBADHDR,
+ * EKV_EVERSION, EKV_EDOM. */
+int header_validate(const uint8_t *buf, uint32_t bs, uint32_t dev_bs,
+                    uint32_t dev_bc);
+/* Fill buf (bs bytes) with a v1.0 header. */
+void header_encode(uint8_t *buf, uint32_t bs, uint32_t bc,
+                   uint32_t replica_id, uint32_t format_seq);
+
+bool geometry_supported(uint32_t bs, uint32_t bc);
+
+/* Number of blocks a record needs; 0 if it could never be represented
+ * (more than 2^32 - 1 blocks). */
+uint64_t record_blocks(uint32_t bs, size_t key_len, size_t val_len);
+
+/* ---- index.c: the key index ---------------------------------------------
+ * One entry per key, found by an open-addressing hash table of pointers
+ * (linear probing, load factor kept between 0.4 and 0.8). An entry holds,
+ * for every replica, the descriptor block, generation and value size of the
+ * newest complete record of the key there (desc == EKV_BLOCK_NONE: none);
+ * the key bytes follow the replica slots. */
+typedef struct ekv_slot {
+    uint32_t desc;
+    uint32_t gen;
+    uint32_t size;
+} ekv_slot;
+
+typedef struct ekv_entry {
+    uint32_t hash;
+    uint16_t key_len;
+    uint16_t unused;
+    ekv_slot rep[]; /* nrep slots, then key_len key bytes */
+} ekv_entry;
+
+static inline uint8_t *entry_key(ekv_entry *e, unsigned nrep)
+{
+    return (uint8_t *)&e->rep[nrep];
+}
+
+typedef struct ekv_index {
+    ekv_entry **slots;
+    uint32_t cap; /* power of two, or 0 */
+    uint32_t count;
+    unsigned nrep;
+    const ekv_allocator *alloc;
+    size_t bytes; /* table + entries, as asked of the allocator */
+} ekv_index;
+
+uint32_t key_hash(const void *key, size_t len);
+void index_init(ekv_index *ix, unsigned nrep, const ekv_allocator *alloc);
+void index_free(ekv_index *ix);
+ekv_entry *index_find(const ekv_index *ix, const void *key, size_t len,
+                      uint32_t hash);
+/* Find or add the key; a new entry has every slot empty. NULL: no memory. */
+ekv_entry *index_get_or_add(ekv_index *ix, const void *key, size_t len,
+                            uint32_t hash);
+void index_remove(ekv_index *ix, ekv_entry *e);
+
+/* ---- freemap.c: free blocks of one replica ------------------------------
+ * A bitmap (1 = free) with a summary bitmap of its non-zero words, so that
+ * taking the lowest free block costs a few word scans, not a storage scan. */
+typedef struct ekv_freemap {
+    uint64_t *bits;
+    uint64_t *summary;
+    uint32_t nblocks;
+    uint32_t nwords;
+    uint32_t nsummary;
+    uint32_t free_count;
+    uint32_t hint; /* no summary word below this one is non-zero */
+} ekv_freemap;
+
+int freemap_init(ekv_freemap *fm, uint32_t nblocks, const ekv_allocator *a);
+void freemap_free(ekv_freemap *fm, const ekv_allocator *a);
+void freemap_set_free(ekv_freemap *fm, uint32_t block);
+void freemap_set_used(ekv_freemap *fm, uint32_t block);
+bool freemap_is_free(const ekv_freemap *fm, uint32_t block);
+/* Take (mark used) and return the lowest free block, or EKV_BLOCK_NONE. */
+uint32_t freemap_take_lowest(ekv_freemap *fm);
+size_t freemap_bytes(uint32_t nblocks);
+
+/* ---- alloc.c ------------------------------------------------------------ */
+extern const ekv_allocator ekv_default_allocator;
+void *mem_alloc(const ekv_allocator *a, size_t size);
+void mem_free(const ekv_allocator *a, void *p, size_t size);
+
+/* ---- store.c ------------------------------------------------------------ */
+typedef struct ekv_replica {
+    ekv_device *dev;
+    int status; /* 0 active; else why it was dropped */
+    ekv_freemap fm;
+    ekv_replica_report report;
+} ekv_replica;
+
+struct ekv_store {
+    ekv_allocator alloc;
+    uint32_t flags;
+    uint8_t erase_byte;
+    uint32_t bs, bc;
+    uint32_t id_base; /* replica_id of replica 0 as the good headers say */
+    uint32_t format_seq;
+    unsigned n;
+    uint32_t io_errors;
+    ekv_index index;
+    uint8_t *rbuf;   /* block read scratch */
+    uint8_t *wbuf;   /* block build scratch */
+    uint8_t *ebuf;   /* a block of erase_byte */
+    uint32_t *list;  /* block list scratch */
+    uint32_t list_cap;
+    ekv_replica rep[];
+};
+
+#endif /* EKV_INTERNAL_H */

@@ -1,0 +1,170 @@
+/*
+ * format.c - the embedkv v1.0 block layout: CRC, storage header, record
+ * sizes and the decoder used by inspection tools.
+ */
+#include "ekv_internal.h"
+
+#ifdef EKV_CRC_SMALL
+/* 16-entry table, half a byte per step: 64 bytes of table for small
+ * targets, about a quarter of the byte table's speed. */
+static const uint32_t crc_nibble[16] = {
+    0x00000000u, 0x1db71064u, 0x3b6e20c8u, 0x26d930acu,
+    0x76dc4190u, 0x6b6b51f4u, 0x4db26158u, 0x5005713cu,
+    0xedb88320u, 0xf00f9344u, 0xd6d6a3e8u, 0xcb61b38cu,
+    0x9b64c2b0u, 0x86d3d2d4u, 0xa00ae278u, 0xbdbdf21cu,
+};
+
+static uint32_t crc_update(uint32_t c, const uint8_t *p, size_t len)
+{
+    while (len--) {
+        c ^= *p++;
+        c = (c >> 4) ^ crc_nibble[c & 15u];
+        c = (c >> 4) ^ crc_nibble[c & 15u];
+    }
+    return c;
+}
+#else
+#include "crc_table.h"
+
+/* Slicing-by-8: eight bytes per step through eight tables. */
+static uint32_t crc_update(uint32_t c, const uint8_t *p, size_t len)
+{
+    while (len >= 8) {
+        uint32_t lo = c ^ get_le32(p);
+        uint32_t hi = get_le32(p + 4);
+        c = crc_tables[7][lo & 0xffu] ^ crc_tables[6][(lo >> 8) & 0xffu] ^
+            crc_tables[5][(lo >> 16) & 0xffu] ^ crc_tables[4][lo >> 24] ^
+            crc_tables[3][hi & 0xffu] ^ crc_tables[2][(hi >> 8) & 0xffu] ^
+            crc_tables[1][(hi >> 16) & 0xffu] ^ crc_tables[0][hi >> 24];
+        p += 8;
+        len -= 8;
+    }
+    while (len--)
+        c = (c >> 8) ^ crc_tables[0][(c ^ *p++) & 0xffu];
+    return c;
+}
+#endif
+
+uint32_t ekv_crc32(uint32_t crc, const void *buf, size_t len)
+{
+    return ~crc_update(~crc, (const uint8_t *)buf, len);
+}
+
+uint32_t block_crc(const uint8_t *buf, uint32_t bs)
+{
+    static const uint8_t zero[EKV_CRC_SIZE];
+    uint32_t c = crc_update(0xffffffffu, buf, bs - EKV_CRC_SIZE);
+    return ~crc_update(c, zero, EKV_CRC_SIZE);
+}
+
+void block_seal(uint8_t *buf, uint32_t bs)
+{
+    put_le32(buf + bs - EKV_CRC_SIZE, block_crc(buf, bs));
+}
+
+bool block_crc_ok(const uint8_t *buf, uint32_t bs)
+{
+    return get_le32(buf + bs - EKV_CRC_SIZE) == block_crc(buf, bs);
+}
+
+bool geometry_supported(uint32_t bs, uint32_t bc)
+{
+    return bs >= EKV_MIN_BLOCK_SIZE && bs <= EKV_MAX_BLOCK_SIZE && bc >= 1;
+}
+
+int header_validate(const uint8_t *buf, uint32_t bs, uint32_t dev_bs,
+                    uint32_t dev_bc)
+{
+    if (buf[0] != EKV_TYPE_HEADER || memcmp(buf + HDR_MAGIC, "EKV", 3) != 0)
+        return EKV_EBADHDR;
+    uint32_t hbs = get_le32(buf + HDR_BLOCK_SIZE);
+    uint32_t hbc = get_le32(buf + HDR_BLOCK_COUNT);
+    /* The CRC sits at the end of the block the header describes: a device
+     * read with another block size cannot even check it. */
+    if (hbs != bs)
+        return EKV_EDOM;
+    if (!block_crc_ok(buf, bs))
+        return EKV_EBADHDR;
+    if (get_le16(buf + HDR_VMAJOR) != EKV_FORMAT_VERSION_MAJOR)
+        return EKV_EVERSION;
+    if (!geometry_supported(hbs, hbc))
+        return EKV_EDOM;
+    if ((dev_bs && dev_bs != hbs) || (dev_bc && dev_bc != hbc))
+        return EKV_EDOM;
+    return 0;
+}
+
+void header_encode(uint8_t *buf, uint32_t bs, uint32_t bc,
+                   uint32_t replica_id, uint32_t format_seq)
+{
+    memset(buf, 0, bs);
+    buf[0] = EKV_TYPE_HEADER;
+    memcpy(buf + HDR_MAGIC, "EKV", 3);
+    put_le16(buf + HDR_VMAJOR, EKV_FORMAT_VERSION_MAJOR);
+    put_le16(buf + HDR_VMINOR, EKV_FORMAT_VERSION_MINOR);
+    put_le32(buf + HDR_BLOCK_SIZE, bs);
+    put_le32(buf + HDR_BLOCK_COUNT, bc);
+    put_le32(buf + HDR_REPLICA_ID, replica_id);
+    put_le32(buf + HDR_FORMAT_SEQ, format_seq);
+    put_le32(buf + HDR_FLAGS, 0);
+    block_seal(buf, bs);
+}
+
+uint64_t record_blocks(uint32_t bs, size_t key_len, size_t val_len)
+{
+    uint64_t first = first_capacity(bs, (uint32_t)key_len);
+    uint64_t per = chunk_capacity(bs);
+    if ((uint64_t)val_len <= first)
+        return 1;
+    return 1 + ((uint64_t)val_len - first + per - 1) / per;
+}
+
+int ekv_block_decode(const void *buf_, uint32_t bs, ekv_block_info *info)
+{
+    const uint8_t *buf = (const uint8_t *)buf_;
+    if (!buf || !info || bs < EKV_DESCRIPTOR_HEADER_SIZE + EKV_CRC_SIZE)
+        return EKV_EINVAL;
+    memset(info, 0, sizeof(*info));
+    info->type_byte = buf[0];
+    info->crc_stored = get_le32(buf + bs - EKV_CRC_SIZE);
+    info->crc_computed = block_crc(buf, bs);
+    info->crc_ok = info->crc_stored == info->crc_computed;
+    info->next_chunk = EKV_BLOCK_NONE;
+
+    if (info->crc_ok && buf[0] == EKV_TYPE_HEADER) {
+        info->kind = EKV_BLOCK_HEADER;
+        info->version_major = get_le16(buf + HDR_VMAJOR);
+        info->version_minor = get_le16(buf + HDR_VMINOR);
+        info->block_size = get_le32(buf + HDR_BLOCK_SIZE);
+        info->block_count = get_le32(buf + HDR_BLOCK_COUNT);
+        info->replica_id = get_le32(buf + HDR_REPLICA_ID);
+        info->format_seq = get_le32(buf + HDR_FORMAT_SEQ);
+        info->flags = get_le32(buf + HDR_FLAGS);
+    } else if (info->crc_ok && buf[0] == EKV_TYPE_DESCRIPTOR) {
+        info->kind = EKV_BLOCK_DESCRIPTOR;
+        info->header_size = buf[DESC_HEADER_SIZE];
+        info->key_size = get_le16(buf + DESC_KEY_SIZE);
+        info->generation = get_le32(buf + DESC_GENERATION);
+        info->total_size = get_le32(buf + DESC_TOTAL_SIZE);
+        info->payload_size = get_le32(buf + DESC_FIRST_SIZE);
+        info->chunk_count = get_le32(buf + DESC_CHUNK_COUNT);
+        info->next_chunk = get_le32(buf + DESC_NEXT);
+        info->flags = get_le32(buf + DESC_FLAGS);
+        info->user_flags = get_le32(buf + DESC_USER_FLAGS);
+        if ((uint32_t)info->key_size <= EKV_MAX_KEY_SIZE(bs))
+            info->key = buf + EKV_DESCRIPTOR_HEADER_SIZE;
+    } else if (info->crc_ok && buf[0] == EKV_TYPE_CHUNK) {
+        info->kind = EKV_BLOCK_CHUNK;
+        info->header_size = buf[CHUNK_HEADER_SIZE];
+        info->flags = get_le16(buf + CHUNK_FLAGS);
+        info->owner = get_le32(buf + CHUNK_OWNER);
+        info->chunk_index = get_le32(buf + CHUNK_INDEX);
+        info->payload_size = get_le32(buf + CHUNK_PAYLOAD_SIZE);
+        info->next_chunk = get_le32(buf + CHUNK_NEXT);
+    } else if (buf[0] == 0x00 || buf[0] == 0xff) {
+        info->kind = EKV_BLOCK_FREE;
+    } else {
+        info->kind = EKV_BLOCK_GARBAGE;
+    }
+    return 0;
+}

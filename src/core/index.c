@@ -1,0 +1,154 @@
+/*
+ * index.c - the in-memory key index: key -> per-replica newest complete
+ * record. Never stored; recovery rebuilds it from a scan.
+ *
+ * Memory per key: one entry of 8 + 12 * replicas + key_len bytes, plus one
+ * 8-byte table slot at a load factor between 0.4 and 0.8 (10 to 20 bytes).
+ */
+#include "ekv_internal.h"
+
+#define MIN_CAP 16u
+
+uint32_t key_hash(const void *key, size_t len)
+{
+    /* FNV-1a, then a final avalanche so linear probing sees spread bits. */
+    const uint8_t *p = (const uint8_t *)key;
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ p[i]) * 16777619u;
+    h ^= h >> 16;
+    h *= 0x85ebca6bu;
+    h ^= h >> 13;
+    h *= 0xc2b2ae35u;
+    h ^= h >> 16;
+    return h;
+}
+
+void index_init(ekv_index *ix, unsigned nrep, const ekv_allocator *alloc)
+{
+    memset(ix, 0, sizeof(*ix));
+    ix->nrep = nrep;
+    ix->alloc = alloc;
+}
+
+static size_t entry_size(const ekv_index *ix, size_t key_len)
+{
+    return sizeof(ekv_entry) + ix->nrep * sizeof(ekv_slot) + key_len;
+}
+
+void index_free(ekv_index *ix)
+{
+    for (uint32_t i = 0; i < ix->cap; i++)
+        if (ix->slots[i])
+            mem_free(ix->alloc, ix->slots[i],
+                     entry_size(ix, ix->slots[i]->key_len));
+    if (ix->slots)
+        mem_free(ix->alloc, ix->slots, ix->cap * sizeof(*ix->slots));
+    index_init(ix, ix->nrep, ix->alloc);
+}
+
+static bool entry_is(const ekv_index *ix, ekv_entry *e, const void *key,
+                     size_t len, uint32_t hash)
+{
+    return e->hash == hash && e->key_len == len &&
+           memcmp(entry_key(e, ix->nrep), key, len) == 0;
+}
+
+ekv_entry *index_find(const ekv_index *ix, const void *key, size_t len,
+                      uint32_t hash)
+{
+    if (!ix->cap)
+        return NULL;
+    uint32_t mask = ix->cap - 1;
+    for (uint32_t i = hash & mask;; i = (i + 1) & mask) {
+        ekv_entry *e = ix->slots[i];
+        if (!e)
+            return NULL;
+        if (entry_is(ix, e, key, len, hash))
+            return e;
+    }
+}
+
+static int index_grow(ekv_index *ix)
+{
+    uint32_t ncap = ix->cap ? ix->cap * 2 : MIN_CAP;
+    if (ncap < ix->cap)
+        return EKV_ENOMEM;
+    ekv_entry **ns = mem_alloc(ix->alloc, ncap * sizeof(*ns));
+    if (!ns)
+        return EKV_ENOMEM;
+    memset(ns, 0, ncap * sizeof(*ns));
+    for (uint32_t i = 0; i < ix->cap; i++) {
+        ekv_entry *e = ix->slots[i];
+        if (!e)
+            continue;
+        uint32_t j = e->hash & (ncap - 1);
+        while (ns[j])
+            j = (j + 1) & (ncap - 1);
+        ns[j] = e;
+    }
+    if (ix->slots)
+        mem_free(ix->alloc, ix->slots, ix->cap * sizeof(*ix->slots));
+    ix->bytes += (size_t)(ncap - ix->cap) * sizeof(*ns);
+    ix->slots = ns;
+    ix->cap = ncap;
+    return 0;
+}
+
+ekv_entry *index_get_or_add(ekv_index *ix, const void *key, size_t len,
+                            uint32_t hash)
+{
+    ekv_entry *e = index_find(ix, key, len, hash);
+    if (e)
+        return e;
+    if ((uint64_t)(ix->count + 1) * 5 > (uint64_t)ix->cap * 4 &&
+        index_grow(ix) != 0)
+        return NULL;
+    e = mem_alloc(ix->alloc, entry_size(ix, len));
+    if (!e)
+        return NULL;
+    e->hash = hash;
+    e->key_len = (uint16_t)len;
+    e->unused = 0;
+    for (unsigned r = 0; r < ix->nrep; r++) {
+        e->rep[r].desc = EKV_BLOCK_NONE;
+        e->rep[r].gen = 0;
+        e->rep[r].size = 0;
+    }
+    if (len)
+        memcpy(entry_key(e, ix->nrep), key, len);
+    uint32_t mask = ix->cap - 1;
+    uint32_t i = hash & mask;
+    while (ix->slots[i])
+        i = (i + 1) & mask;
+    ix->slots[i] = e;
+    ix->count++;
+    ix->bytes += entry_size(ix, len);
+    return e;
+}
+
+void index_remove(ekv_index *ix, ekv_entry *e)
+{
+    uint32_t mask = ix->cap - 1;
+    uint32_t i = e->hash & mask;
+    while (ix->slots[i] != e)
+        i = (i + 1) & mask;
+    /* Backward-shift deletion keeps every probe chain unbroken without
+     * tombstones. */
+    uint32_t hole = i;
+    for (uint32_t j = (i + 1) & mask; ix->slots[j]; j = (j + 1) & mask) {
+        uint32_t home = ix->slots[j]->hash & mask;
+        /* Move j into the hole unless its home lies cyclically in
+         * (hole, j]. */
+        bool stays = hole <= j ? (home > hole && home <= j)
+                               : (home > hole || home <= j);
+        if (!stays) {
+            ix->slots[hole] = ix->slots[j];
+            hole = j;
+        }
+    }
+    ix->slots[hole] = NULL;
+    ix->count--;
+    ix->bytes -= entry_size(ix, e->key_len);
+    mem_free(ix->alloc, e, entry_size(ix, e->key_len));
+}
