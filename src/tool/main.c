@@ -1,0 +1,60 @@
+/*
+ * main.c - embedkvfs: mount embedkv replica images with FUSE, or work on
+ * them from scripts with subcommands. See embedkvfs(1).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+#include "common.h"
+
+static const struct {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *usage;
+} commands[] = {
+    {"mount", cmd_mount, "mount [-f] [-d] [-o OPTS] IMAGE... MOUNTPOINT"},
+    {"format", cmd_format,
+     "format [--block-size N] [--blocks N | --size BYTES] [--erase-byte 00|ff] [--force] IMAGE..."},
+    {"ls", cmd_ls, "ls [-l] [--json] IMAGE..."},
+    {"get", cmd_get, "get IMAGE... KEY"},
+    {"put", cmd_put, "put [--file F] IMAGE... KEY"},
+    {"rm", cmd_rm, "rm IMAGE... KEY"},
+    {"check", cmd_check, "check [--json] IMAGE..."},
+    {"repair", cmd_repair, "repair IMAGE..."},
+    {"dump", cmd_dump, "dump [--json] [--block-size N] IMAGE"},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: %s COMMAND [ARGS]\n\ncommands:\n", PROG);
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        fprintf(f, "  %s %s\n", PROG, commands[i].usage);
+    fprintf(f, "\n'%s COMMAND --help' tells more; man embedkvfs tells all.\n",
+            PROG);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+        !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return EXIT_OK;
+    }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
+        printf("%s %s (libembedkv %s, format %d.%d)\n", PROG,
+               EKV_LIB_VERSION_STRING, EKV_LIB_VERSION_STRING,
+               EKV_FORMAT_VERSION_MAJOR, EKV_FORMAT_VERSION_MINOR);
+        return EXIT_OK;
+    }
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        if (!strcmp(argv[1], commands[i].name))
+            return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "%s: unknown command '%s'\n", PROG, argv[1]);
+    usage(stderr);
+    return EXIT_USAGE;
+}
