@@ -51,8 +51,11 @@ extern "C" {
 #define EKV_MIN_BLOCK_SIZE 64u
 #define EKV_MAX_BLOCK_SIZE 65536u
 
-/* The most replicas one store may have (replica sets are bit masks). */
+/* The most replicas one store may have (replica sets are bit masks, so at
+ * most 32). A firmware build may define it smaller to save stack. */
+#ifndef EKV_MAX_REPLICAS
 #define EKV_MAX_REPLICAS 32u
+#endif
 
 /* Block index meaning "none" (end of a chunk chain). */
 #define EKV_BLOCK_NONE 0xFFFFFFFFu
@@ -84,6 +87,7 @@ enum ekv_error {
                                size != header, or replicas disagree */
     EKV_ERANGE = -34,       /* caller's buffer too small for the value */
     EKV_ENAMETOOLONG = -36, /* key longer than EKV_MAX_KEY_SIZE() */
+    EKV_ENOSYS = -38,       /* not available in this build (EKV_NO_INDEX) */
     EKV_EBADHDR = -74,      /* not an embedkv image: storage header invalid */
     EKV_ECORRUPT = -84,     /* every copy of a record is corrupt */
     EKV_EVERSION = -95      /* unsupported format major version */
@@ -177,7 +181,31 @@ typedef struct ekv_format_options {
      * writes block 0 only, so old records in the data area survive and
      * recovery judges them on the next open. */
     uint8_t erase_data;
+    /* Where the one block buffer comes from; NULL uses malloc/free. */
+    const ekv_allocator *allocator;
 } ekv_format_options;
+
+/*
+ * A bump allocator over caller memory, for builds without malloc: each
+ * allocation takes the next aligned bytes; free gives memory back only
+ * when it is the newest allocation (which is how a store releases its
+ * memory on close). ekv_store_memory() tells how much an EKV_NO_INDEX
+ * store needs.
+ */
+typedef struct ekv_bump {
+    uint8_t *mem;
+    size_t size;
+    size_t used;
+    size_t last; /* offset of the newest allocation */
+} ekv_bump;
+
+/* Set up *a to allocate from mem[0..size) through *b. */
+void ekv_bump_init(ekv_allocator *a, ekv_bump *b, void *mem, size_t size);
+
+/* Bytes an open store needs for block_size and replicas, when built with
+ * EKV_NO_INDEX (the indexed build adds its index and free maps, see
+ * ekv_stats_get). Include alignment slack of 8 bytes per allocation. */
+size_t ekv_store_memory(uint32_t block_size, unsigned replicas);
 
 /* ------------------------------------------------------------------------ */
 /* Store                                                                     */
@@ -185,6 +213,7 @@ typedef struct ekv_format_options {
 
 typedef struct ekv_store ekv_store;
 
+#ifndef EKV_READONLY
 /*
  * ekv_format - write a fresh storage header to every device.
  * @devs, @n: 1..EKV_MAX_REPLICAS devices of the same geometry.
@@ -196,6 +225,7 @@ typedef struct ekv_store ekv_store;
  */
 int ekv_format(ekv_device *const devs[], unsigned n,
                const ekv_format_options *opt);
+#endif
 
 /*
  * ekv_open - open a store over replica devices: validate every header, run
@@ -264,6 +294,22 @@ int ekv_get(ekv_store *s, const void *key, size_t key_len, void *buf,
             size_t cap, size_t *len);
 
 /*
+ * ekv_get_replica - read a key's newest complete record on replica i only,
+ * re-read and re-verified as ekv_get does, but with no fall-back to another
+ * replica: for tools that compare replicas (embedkvfs check).
+ * @buf, @cap: where the value goes; buf NULL with cap 0 only verifies.
+ * @len, @generation: if not NULL, receive that copy's value length and
+ *             generation (also on EKV_ERANGE and EKV_ECORRUPT).
+ * Returns 0; EKV_ENOENT when replica i holds no complete copy of the key;
+ * EKV_ERANGE when buf is given and cap < value length; EKV_ECORRUPT when the
+ * copy no longer verifies; the replica's own error when it was dropped at
+ * open; EKV_EINVAL (bad index or arguments); or the device's read error.
+ */
+int ekv_get_replica(ekv_store *s, unsigned i, const void *key, size_t key_len,
+                    void *buf, size_t cap, size_t *len, uint32_t *generation);
+
+#ifndef EKV_READONLY
+/*
  * ekv_put - store a value (copy-on-write).
  * The new record gets generation = the key's highest generation + 1 (1 for a
  * new key) and is written to the lowest free blocks of every active replica
@@ -294,6 +340,7 @@ int ekv_put_flags(ekv_store *s, const void *key, size_t key_len,
  * Durable on return 0.
  */
 int ekv_delete(ekv_store *s, const void *key, size_t key_len);
+#endif /* !EKV_READONLY */
 
 /*
  * ekv_iterate - call fn once for every key, in no particular order.
@@ -349,20 +396,27 @@ typedef struct ekv_replica_report {
  */
 int ekv_replica_report_get(ekv_store *s, unsigned i, ekv_replica_report *r);
 
+#ifndef EKV_READONLY
 /*
  * ekv_repair - bring every replica to the newest complete record of every
  * key. Needs a writable store, normally opened with EKV_OPEN_DEGRADED.
- * A dropped replica whose device has the store's geometry gets a fresh
- * header (replica_id following the good replicas' numbering) and is then
- * recovered, so records that survived on it are kept. Then each key's
+ * A dropped replica whose device has the store's geometry is emptied (its
+ * records missed every change since it was dropped, so none is trusted:
+ * a deleted key must not come back), then gets a fresh header (replica_id
+ * following the good replicas' numbering). Then each key's
  * newest record is copied (same generation) to every replica that lacks it
  * or holds an older or corrupt copy: written and flushed before the older
  * copy is erased, so a crash at any point loses no key that was complete.
+ * A dropped replica that cannot be revived (other geometry, read-only, or a
+ * failing header write) stays dropped; the others are still repaired and
+ * the first such error is returned. ekv_replica_report_get() tells which.
  * @copied: if not NULL, receives the number of records written.
- * Returns 0, EKV_EROFS, EKV_ENOSPC (a lagging replica is too full), or the
+ * Returns 0, EKV_EROFS, EKV_ENOSPC (a lagging replica is too full), the
+ * dropped replica's error, EKV_ENOSYS in an EKV_NO_INDEX build, or the
  * device's error. Durable on return 0.
  */
 int ekv_repair(ekv_store *s, uint32_t *copied);
+#endif
 
 /* ------------------------------------------------------------------------ */
 /* Block decoding, for inspection tools                                      */
@@ -403,6 +457,7 @@ typedef struct ekv_block_info {
 int ekv_block_decode(const void *buf, uint32_t block_size,
                      ekv_block_info *info);
 
+#ifndef EKV_NO_MALLOC
 /*
  * ekv_read_header - read and validate block 0 of one device, decoding it
  * into *info (if not NULL) even when it is invalid, for messages and
@@ -411,6 +466,7 @@ int ekv_block_decode(const void *buf, uint32_t block_size,
  * device's read error. Uses the default allocator.
  */
 int ekv_read_header(ekv_device *dev, ekv_block_info *info);
+#endif
 
 /* CRC-32/IEEE (zlib's crc32()) of len bytes, continuing from crc (start
  * with 0). */

@@ -36,3 +36,38 @@ void mem_free(const ekv_allocator *a, void *p, size_t size)
     if (p && a->free)
         a->free(a->ctx, p, size);
 }
+
+static void *bump_alloc(void *ctx, size_t size)
+{
+    ekv_bump *b = ctx;
+    size_t at = (b->used + 7u) & ~(size_t)7u;
+    if (at < b->used || size > b->size || at > b->size - size)
+        return NULL;
+    b->last = at;
+    b->used = at + size;
+    return b->mem + at;
+}
+
+static void bump_free(void *ctx, void *p, size_t size)
+{
+    ekv_bump *b = ctx;
+    (void)size;
+    /* Only the newest allocation can be given back; the next older one
+     * becomes unknown, so a later free of it is ignored (memory is then
+     * reclaimed when the whole arena is reset). */
+    if ((uint8_t *)p == b->mem + b->last) {
+        b->used = b->last;
+        b->last = b->size;
+    }
+}
+
+void ekv_bump_init(ekv_allocator *a, ekv_bump *b, void *mem, size_t size)
+{
+    b->mem = mem;
+    b->size = size;
+    b->used = 0;
+    b->last = size;
+    a->alloc = bump_alloc;
+    a->free = bump_free;
+    a->ctx = b;
+}

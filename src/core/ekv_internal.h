@@ -176,11 +176,20 @@ extern const ekv_allocator ekv_default_allocator;
 void *mem_alloc(const ekv_allocator *a, size_t size);
 void mem_free(const ekv_allocator *a, void *p, size_t size);
 
-/* ---- store.c ------------------------------------------------------------ */
+/* ---- store.c: what the two index modes share ------------------------
+ * The core is built in one of two modes:
+ * - indexed (default): mode_index.c keeps the key index and a free-block
+ *   map per replica, so put/get/delete touch only the record's blocks;
+ * - EKV_NO_INDEX: mode_scan.c keeps nothing per key or block and finds
+ *   records and free blocks by reading the device; RAM is the store struct
+ *   and three block buffers.
+ * store.c holds everything else and calls the mode through these hooks. */
 typedef struct ekv_replica {
     ekv_device *dev;
     int status; /* 0 active; else why it was dropped */
+#ifndef EKV_NO_INDEX
     ekv_freemap fm;
+#endif
     ekv_replica_report report;
 } ekv_replica;
 
@@ -193,13 +202,68 @@ struct ekv_store {
     uint32_t format_seq;
     unsigned n;
     uint32_t io_errors;
-    ekv_index index;
     uint8_t *rbuf;   /* block read scratch */
     uint8_t *wbuf;   /* block build scratch */
     uint8_t *ebuf;   /* a block of erase_byte */
-    uint32_t *list;  /* block list scratch */
-    uint32_t list_cap;
+#ifndef EKV_NO_INDEX
+    ekv_index index;
+#else
+    ekv_entry *tmp;  /* the entry locate() fills: slots only, no key */
+#endif
     ekv_replica rep[];
 };
+
+static inline bool replica_active(const ekv_store *s, unsigned r)
+{
+    return s->rep[r].status == 0;
+}
+
+/* store.c, for the modes */
+int dev_read(ekv_store *s, unsigned r, uint32_t b, void *buf);
+int dev_write(ekv_store *s, unsigned r, uint32_t b, const void *buf);
+int dev_flush(ekv_store *s, unsigned r);
+bool desc_sane(const uint8_t *buf, uint32_t bs);
+bool chunk_sane(const uint8_t *buf, uint32_t bs);
+/* Read and verify the record of slot sl on replica r; copy the value to
+ * buf if not NULL (it must hold sl->size bytes). 0, EKV_ECORRUPT or a
+ * device error. Uses rbuf. */
+int read_record(ekv_store *s, unsigned r, const ekv_slot *sl,
+                const uint8_t *key, size_t key_len, uint8_t *buf);
+/* Write a record to every replica in mask, flushing each; on failure erase
+ * what was written. desc[r] gets the descriptor block on replica r. */
+int write_everywhere(ekv_store *s, uint32_t mask, uint32_t count,
+                     const uint8_t *key, size_t key_len, const uint8_t *val,
+                     size_t val_len, uint32_t gen, uint32_t user_flags,
+                     uint32_t desc[]);
+/* Erase a record (chunks along its chain, then the descriptor) and
+ * flush. count: its block count if known (1 saves a read), else 0. */
+int erase_chain(ekv_store *s, unsigned r, uint32_t desc, uint32_t count);
+void fill_info(const ekv_store *s, const ekv_entry *e, const uint8_t *key,
+               ekv_key_info *info);
+unsigned copies_in_order(const ekv_store *s, const ekv_entry *e,
+                         unsigned order[]);
+
+/* mode_index.c or mode_scan.c */
+int mode_init(ekv_store *s);        /* before recovering every replica */
+void mode_release(ekv_store *s);    /* frees what mode_init and use made */
+int mode_recover(ekv_store *s, unsigned r);
+/* The key's entry (slots of every replica), or NULL when no replica has
+ * a complete record of it. Scan mode returns s->tmp (overwritten by the
+ * next call). */
+ekv_entry *mode_locate(ekv_store *s, const uint8_t *key, size_t key_len);
+/* As mode_locate, but an indexed store adds a new empty entry (NULL: no
+ * memory). */
+ekv_entry *mode_locate_or_add(ekv_store *s, const uint8_t *key,
+                              size_t key_len);
+/* Drop an entry none of whose slots holds a record any more. */
+void mode_forget(ekv_store *s, ekv_entry *e);
+uint32_t mode_free_count(ekv_store *s, unsigned r, uint32_t need);
+/* Take the lowest free block above `after` (EKV_BLOCK_NONE: from 1). */
+uint32_t mode_alloc(ekv_store *s, unsigned r, uint32_t after);
+void mode_release_block(ekv_store *s, unsigned r, uint32_t b);
+int mode_iterate(ekv_store *s, int (*fn)(void *, const ekv_key_info *),
+                 void *ctx);
+uint32_t mode_records(ekv_store *s);
+size_t mode_memory(ekv_store *s, size_t *index_bytes);
 
 #endif /* EKV_INTERNAL_H */

@@ -19,6 +19,7 @@ const char *ekv_strerror(int err)
                           "(block size, block count or image size)";
     case EKV_ERANGE: return "buffer too small for the value";
     case EKV_ENAMETOOLONG: return "key too long for the block size";
+    case EKV_ENOSYS: return "not available in this build";
     case EKV_EBADHDR: return "not an embedkv image (storage header invalid)";
     case EKV_ECORRUPT: return "record corrupt in every replica";
     case EKV_EVERSION: return "unsupported embedkv format version";

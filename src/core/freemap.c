@@ -6,6 +6,8 @@
  */
 #include "ekv_internal.h"
 
+#ifndef EKV_NO_INDEX
+
 static uint32_t lowest_bit(uint64_t v)
 {
 #if defined(__GNUC__) || defined(__clang__)
@@ -93,3 +95,5 @@ uint32_t freemap_take_lowest(ekv_freemap *fm)
     freemap_set_used(fm, b);
     return b;
 }
+
+#endif /* !EKV_NO_INDEX */

@@ -7,6 +7,8 @@
  */
 #include "ekv_internal.h"
 
+#ifndef EKV_NO_INDEX
+
 #define MIN_CAP 16u
 
 uint32_t key_hash(const void *key, size_t len)
@@ -152,3 +154,5 @@ void index_remove(ekv_index *ix, ekv_entry *e)
     ix->bytes -= entry_size(ix, e->key_len);
     mem_free(ix->alloc, e, entry_size(ix, e->key_len));
 }
+
+#endif /* !EKV_NO_INDEX */

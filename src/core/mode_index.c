@@ -1,0 +1,500 @@
+/*
+ * mode_index.c - the indexed mode (the default): a key index and a free
+ * block map per replica, both rebuilt by recovery, so put, get and delete
+ * touch only the record's blocks.
+ *
+ * Recovery reads every block of a replica once. Chunk headers are kept in
+ * a temporary per-block table and descriptors in a list, so verifying a
+ * record's chain afterwards needs no second read. The newest complete
+ * record of each key goes into the index; every other non-free block is
+ * erased (or, read-only, just left out of use).
+ */
+#include "ekv_internal.h"
+
+#ifndef EKV_NO_INDEX
+
+enum scan_kind {
+    K_FREE,
+    K_DESC,
+    K_CHUNK,
+    K_OTHER,      /* garbage, stray header, malformed chunk */
+    K_UNREADABLE,
+    K_KEPT        /* part of a record the index keeps */
+};
+
+typedef struct chunk_meta {
+    uint32_t owner, index, next, size;
+} chunk_meta;
+
+typedef struct desc_meta {
+    uint32_t block, gen, total, first, count, next;
+    uint32_t key_off, hash;
+    uint16_t key_len;
+    uint8_t complete;
+} desc_meta;
+
+typedef struct scan_tmp {
+    uint8_t *kind;
+    chunk_meta *chunk;
+    desc_meta *desc;
+    uint32_t ndesc, desc_cap;
+    uint8_t *keys;
+    size_t keys_len, keys_cap;
+} scan_tmp;
+
+static void *grow(ekv_store *s, void *old, size_t old_bytes, size_t new_bytes)
+{
+    void *n = mem_alloc(&s->alloc, new_bytes);
+    if (!n)
+        return NULL;
+    if (old_bytes)
+        memcpy(n, old, old_bytes);
+    mem_free(&s->alloc, old, old_bytes);
+    return n;
+}
+
+static int add_desc(ekv_store *s, scan_tmp *t, uint32_t b, const uint8_t *buf)
+{
+    uint16_t klen = get_le16(buf + DESC_KEY_SIZE);
+    if (t->ndesc == t->desc_cap) {
+        uint32_t ncap = t->desc_cap ? t->desc_cap * 2 : 64;
+        void *n = grow(s, t->desc, t->desc_cap * sizeof(desc_meta),
+                       ncap * sizeof(desc_meta));
+        if (!n)
+            return EKV_ENOMEM;
+        t->desc = n;
+        t->desc_cap = ncap;
+    }
+    if (t->keys_len + klen > t->keys_cap) {
+        size_t ncap = t->keys_cap ? t->keys_cap * 2 : 4096;
+        while (ncap < t->keys_len + klen)
+            ncap *= 2;
+        void *n = grow(s, t->keys, t->keys_len, ncap);
+        if (!n)
+            return EKV_ENOMEM;
+        t->keys = n;
+        t->keys_cap = ncap;
+    }
+    desc_meta *d = &t->desc[t->ndesc++];
+    d->block = b;
+    d->gen = get_le32(buf + DESC_GENERATION);
+    d->total = get_le32(buf + DESC_TOTAL_SIZE);
+    d->first = get_le32(buf + DESC_FIRST_SIZE);
+    d->count = get_le32(buf + DESC_CHUNK_COUNT);
+    d->next = get_le32(buf + DESC_NEXT);
+    d->key_len = klen;
+    d->key_off = (uint32_t)t->keys_len;
+    d->complete = 0;
+    memcpy(t->keys + t->keys_len, buf + EKV_DESCRIPTOR_HEADER_SIZE, klen);
+    t->keys_len += klen;
+    d->hash = key_hash(t->keys + d->key_off, klen);
+    return 0;
+}
+
+/* Walk a descriptor's chain through the scan table. */
+static bool chain_complete(const ekv_store *s, const scan_tmp *t,
+                           const desc_meta *d)
+{
+    uint64_t sum = d->first;
+    uint32_t next = d->next;
+    for (uint32_t idx = 1; idx < d->count; idx++) {
+        if (next >= s->bc || t->kind[next] != K_CHUNK)
+            return false;
+        const chunk_meta *c = &t->chunk[next];
+        if (c->owner != d->block || c->index != idx)
+            return false;
+        sum += c->size;
+        next = c->next;
+    }
+    /* chunk_index grows by one per step, so a cycle can never pass the
+     * index test: no visited set is needed. */
+    return next == EKV_BLOCK_NONE && sum == d->total;
+}
+
+static void mark_kept(const ekv_store *s, scan_tmp *t, const desc_meta *d)
+{
+    t->kind[d->block] = K_KEPT;
+    uint32_t next = d->next;
+    for (uint32_t idx = 1; idx < d->count && next < s->bc; idx++) {
+        uint32_t after = t->chunk[next].next;
+        t->kind[next] = K_KEPT;
+        next = after;
+    }
+}
+
+static void scan_tmp_free(ekv_store *s, scan_tmp *t)
+{
+    mem_free(&s->alloc, t->kind, s->bc);
+    mem_free(&s->alloc, t->chunk, (size_t)s->bc * sizeof(chunk_meta));
+    mem_free(&s->alloc, t->desc, t->desc_cap * sizeof(desc_meta));
+    mem_free(&s->alloc, t->keys, t->keys_cap);
+    memset(t, 0, sizeof(*t));
+}
+
+/* Recover replica r: scan, verify, index, erase (if writable). */
+int mode_recover(ekv_store *s, unsigned r)
+{
+    ekv_replica *rp = &s->rep[r];
+    ekv_replica_report *rep = &rp->report;
+    scan_tmp t;
+    int err = 0;
+
+    memset(&t, 0, sizeof(t));
+    rep->free_blocks = rep->descriptor_blocks = rep->chunk_blocks = 0;
+    rep->garbage_blocks = rep->unreadable_blocks = 0;
+    rep->complete_records = rep->incomplete_records = 0;
+    rep->stale_records = rep->erased_blocks = rep->erasable_blocks = 0;
+    rep->keys = 0;
+
+    t.kind = mem_alloc(&s->alloc, s->bc);
+    t.chunk = mem_alloc(&s->alloc, (size_t)s->bc * sizeof(chunk_meta));
+    if (!t.kind || !t.chunk) {
+        err = EKV_ENOMEM;
+        goto out;
+    }
+    t.kind[0] = K_KEPT;
+
+    for (uint32_t b = 1; b < s->bc; b++) {
+        uint8_t *buf = s->rbuf;
+        if (dev_read(s, r, b, buf) != 0) {
+            t.kind[b] = K_UNREADABLE;
+            rep->unreadable_blocks++;
+            continue;
+        }
+        uint8_t type = buf[0];
+        bool crc_ok = (type == EKV_TYPE_DESCRIPTOR || type == EKV_TYPE_CHUNK ||
+                       type == EKV_TYPE_HEADER) &&
+                      block_crc_ok(buf, s->bs);
+        if (crc_ok && type == EKV_TYPE_DESCRIPTOR) {
+            rep->descriptor_blocks++;
+            t.kind[b] = K_DESC;
+            if (desc_sane(buf, s->bs)) {
+                err = add_desc(s, &t, b, buf);
+                if (err)
+                    goto out;
+            } else {
+                rep->incomplete_records++;
+            }
+        } else if (crc_ok && type == EKV_TYPE_CHUNK) {
+            rep->chunk_blocks++;
+            t.kind[b] = chunk_sane(buf, s->bs) ? K_CHUNK : K_OTHER;
+            chunk_meta *c = &t.chunk[b];
+            c->owner = get_le32(buf + CHUNK_OWNER);
+            c->index = get_le32(buf + CHUNK_INDEX);
+            c->next = get_le32(buf + CHUNK_NEXT);
+            c->size = get_le32(buf + CHUNK_PAYLOAD_SIZE);
+        } else if (!crc_ok && (type == 0x00 || type == 0xff)) {
+            t.kind[b] = K_FREE;
+        } else {
+            /* Bad CRC, unknown type, or a header outside block 0. */
+            rep->garbage_blocks++;
+            t.kind[b] = K_OTHER;
+        }
+    }
+
+    /* Verify records; the newest complete one of each key wins (on a tie
+     * the lower block, which the scan met first). */
+    for (uint32_t i = 0; i < t.ndesc; i++) {
+        desc_meta *d = &t.desc[i];
+        if (!chain_complete(s, &t, d)) {
+            rep->incomplete_records++;
+            continue;
+        }
+        d->complete = 1;
+        rep->complete_records++;
+        ekv_entry *e = index_get_or_add(&s->index, t.keys + d->key_off,
+                                        d->key_len, d->hash);
+        if (!e) {
+            err = EKV_ENOMEM;
+            goto out;
+        }
+        ekv_slot *sl = &e->rep[r];
+        if (sl->desc == EKV_BLOCK_NONE || d->gen > sl->gen) {
+            if (sl->desc != EKV_BLOCK_NONE)
+                rep->stale_records++;
+            else
+                rep->keys++;
+            sl->desc = d->block;
+            sl->gen = d->gen;
+            sl->size = d->total;
+        } else {
+            rep->stale_records++;
+        }
+    }
+    for (uint32_t i = 0; i < t.ndesc; i++) {
+        desc_meta *d = &t.desc[i];
+        if (!d->complete)
+            continue;
+        ekv_entry *e = index_find(&s->index, t.keys + d->key_off, d->key_len,
+                                  d->hash);
+        if (e && e->rep[r].desc == d->block)
+            mark_kept(s, &t, d);
+    }
+
+    /* Sweep: free blocks go to the free map; the rest that is not kept is
+     * erased when we may write and every block could be read. */
+    bool may_erase = !(s->flags & EKV_OPEN_RDONLY) && !rep->unreadable_blocks;
+    bool erased = false;
+    for (uint32_t b = 1; b < s->bc; b++) {
+        uint8_t k = t.kind[b];
+        if (k == K_FREE) {
+            freemap_set_free(&rp->fm, b);
+        } else if (k != K_KEPT && k != K_UNREADABLE) {
+            rep->erasable_blocks++;
+            if (may_erase && dev_write(s, r, b, s->ebuf) == 0) {
+                erased = true;
+                rep->erased_blocks++;
+                freemap_set_free(&rp->fm, b);
+            }
+        }
+    }
+    if (erased && dev_flush(s, r) != 0) {
+        /* Not known to be durable: keep those blocks out of use. */
+        for (uint32_t b = 1; b < s->bc; b++)
+            if (t.kind[b] != K_FREE && t.kind[b] != K_KEPT &&
+                t.kind[b] != K_UNREADABLE)
+                freemap_set_used(&rp->fm, b);
+        rep->erased_blocks = 0;
+    }
+    rep->free_blocks = rp->fm.free_count;
+out:
+    scan_tmp_free(s, &t);
+    return err;
+}
+
+
+/* ---- hooks ---------------------------------------------------------- */
+
+int mode_init(ekv_store *s)
+{
+    index_init(&s->index, s->n, &s->alloc);
+    for (unsigned r = 0; r < s->n; r++)
+        if (replica_active(s, r)) {
+            int err = freemap_init(&s->rep[r].fm, s->bc, &s->alloc);
+            if (err)
+                return err;
+        }
+    return 0;
+}
+
+void mode_release(ekv_store *s)
+{
+    if (s->index.alloc)
+        index_free(&s->index);
+    for (unsigned r = 0; r < s->n; r++)
+        freemap_free(&s->rep[r].fm, &s->alloc);
+}
+
+ekv_entry *mode_locate(ekv_store *s, const uint8_t *key, size_t key_len)
+{
+    return index_find(&s->index, key, key_len, key_hash(key, key_len));
+}
+
+ekv_entry *mode_locate_or_add(ekv_store *s, const uint8_t *key,
+                              size_t key_len)
+{
+    return index_get_or_add(&s->index, key, key_len, key_hash(key, key_len));
+}
+
+void mode_forget(ekv_store *s, ekv_entry *e)
+{
+    for (unsigned r = 0; r < s->n; r++)
+        if (e->rep[r].desc != EKV_BLOCK_NONE)
+            return;
+    index_remove(&s->index, e);
+}
+
+uint32_t mode_free_count(ekv_store *s, unsigned r, uint32_t need)
+{
+    (void)need;
+    return s->rep[r].fm.free_count;
+}
+
+uint32_t mode_alloc(ekv_store *s, unsigned r, uint32_t after)
+{
+    /* Taking the lowest free block each time gives ascending blocks, the
+     * same as a scan upward from `after` would. */
+    (void)after;
+    return freemap_take_lowest(&s->rep[r].fm);
+}
+
+void mode_release_block(ekv_store *s, unsigned r, uint32_t b)
+{
+    freemap_set_free(&s->rep[r].fm, b);
+}
+
+int mode_iterate(ekv_store *s, int (*fn)(void *, const ekv_key_info *),
+                 void *ctx)
+{
+    for (uint32_t i = 0; i < s->index.cap; i++) {
+        ekv_entry *e = s->index.slots[i];
+        if (!e)
+            continue;
+        ekv_key_info info;
+        fill_info(s, e, entry_key(e, s->n), &info);
+        int rc = fn(ctx, &info);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+uint32_t mode_records(ekv_store *s)
+{
+    return s->index.count;
+}
+
+size_t mode_memory(ekv_store *s, size_t *index_bytes)
+{
+    size_t fm = 0;
+    for (unsigned r = 0; r < s->n; r++)
+        if (s->rep[r].fm.bits)
+            fm += freemap_bytes(s->bc);
+    *index_bytes = s->index.bytes;
+    return s->index.bytes + fm;
+}
+
+/* ---- repair ------------------------------------------------------------- */
+
+#ifndef EKV_READONLY
+
+/* Give a dropped replica a fresh header and recover what it holds. */
+static int revive_replica(ekv_store *s, unsigned r)
+{
+    ekv_device *d = s->rep[r].dev;
+    if (d->block_size != s->bs || d->block_count != s->bc || !d->write)
+        return s->rep[r].status;
+    /* The dropped replica missed every put and delete since the open: its
+     * records may be of keys deleted since, or carry generations that a
+     * key re-created since has reached again with other bytes. None can be
+     * trusted, so it is emptied first (repair then copies every key), and
+     * emptied before the header is written: a crash in between leaves the
+     * header invalid and the replica still dropped, never a replica whose
+     * stale records recovery would believe. */
+    int err = 0;
+    for (uint32_t b = 1; b < s->bc && !err; b++) {
+        uint8_t *buf = s->rbuf;
+        if (dev_read(s, r, b, buf) == 0 && (buf[0] == 0x00 || buf[0] == 0xff))
+            continue; /* free already */
+        err = dev_write(s, r, b, s->ebuf);
+    }
+    if (!err)
+        err = dev_flush(s, r);
+    if (err)
+        return err;
+    header_encode(s->wbuf, s->bs, s->bc, s->id_base + r, s->format_seq);
+    err = dev_write(s, r, 0, s->wbuf);
+    if (!err)
+        err = dev_flush(s, r);
+    if (err)
+        return err;
+    s->rep[r].status = 0;
+    ekv_replica_report *rep = &s->rep[r].report;
+    memset(rep, 0, sizeof(*rep));
+    rep->version_major = EKV_FORMAT_VERSION_MAJOR;
+    rep->version_minor = EKV_FORMAT_VERSION_MINOR;
+    rep->block_size = s->bs;
+    rep->block_count = s->bc;
+    rep->replica_id = s->id_base + r;
+    rep->format_seq = s->format_seq;
+    err = freemap_init(&s->rep[r].fm, s->bc, &s->alloc);
+    if (!err)
+        err = mode_recover(s, r);
+    if (err)
+        s->rep[r].status = rep->status = err;
+    return err;
+}
+
+/* Make replica r hold generation `gen` of entry e with value val: written
+ * and flushed before the copy it replaces is erased. */
+static int copy_to_replica(ekv_store *s, ekv_entry *e, unsigned r,
+                           const uint8_t *val, const ekv_slot *best,
+                           uint32_t user_flags)
+{
+    uint32_t count = (uint32_t)record_blocks(s->bs, e->key_len, best->size);
+    if (s->rep[r].fm.free_count < count)
+        return EKV_ENOSPC;
+    uint32_t desc[EKV_MAX_REPLICAS];
+    int err = write_everywhere(s, 1u << r, count, entry_key(e, s->n),
+                               e->key_len, val, best->size, best->gen,
+                               user_flags, desc);
+    if (err)
+        return err;
+    ekv_slot *sl = &e->rep[r];
+    if (sl->desc != EKV_BLOCK_NONE)
+        (void)erase_chain(s, r, sl->desc, 0);
+    sl->desc = desc[r];
+    sl->gen = best->gen;
+    sl->size = best->size;
+    return 0;
+}
+
+int ekv_repair(ekv_store *s, uint32_t *copied)
+{
+    if (!s)
+        return EKV_EINVAL;
+    if (s->flags & EKV_OPEN_RDONLY)
+        return EKV_EROFS;
+    if (copied)
+        *copied = 0;
+    /* A replica that cannot be revived stays dropped; the others are
+     * still worth repairing, so remember the error and go on. */
+    int first_err = 0;
+    for (unsigned r = 0; r < s->n; r++)
+        if (!replica_active(s, r)) {
+            int err = revive_replica(s, r);
+            if (err == EKV_ENOMEM)
+                return err;
+            if (err && !first_err)
+                first_err = err;
+        }
+
+    size_t vcap = 0;
+    uint8_t *val = NULL;
+    for (uint32_t i = 0; i < s->index.cap; i++) {
+        ekv_entry *e = s->index.slots[i];
+        if (!e)
+            continue;
+        const uint8_t *key = entry_key(e, s->n);
+        unsigned order[EKV_MAX_REPLICAS];
+        unsigned n = copies_in_order(s, e, order);
+        /* The best copy that verifies is the source. */
+        int src = -1;
+        for (unsigned k = 0; k < n && src < 0; k++) {
+            ekv_slot *sl = &e->rep[order[k]];
+            if (sl->size > vcap || !val) {
+                mem_free(&s->alloc, val, vcap);
+                vcap = sl->size ? sl->size : 1;
+                val = mem_alloc(&s->alloc, vcap);
+                if (!val)
+                    return EKV_ENOMEM;
+            }
+            if (read_record(s, order[k], sl, key, e->key_len, val) == 0)
+                src = (int)order[k];
+        }
+        if (src < 0)
+            continue; /* nothing sound to copy from */
+        ekv_slot best = e->rep[src];
+        uint32_t user_flags = 0;
+        if (dev_read(s, (unsigned)src, best.desc, s->rbuf) == 0)
+            user_flags = get_le32(s->rbuf + DESC_USER_FLAGS);
+        for (unsigned r = 0; r < s->n; r++) {
+            if (!replica_active(s, r) || (int)r == src)
+                continue;
+            ekv_slot *sl = &e->rep[r];
+            if (sl->desc != EKV_BLOCK_NONE && sl->gen == best.gen &&
+                read_record(s, r, sl, key, e->key_len, NULL) == 0)
+                continue;
+            int rc = copy_to_replica(s, e, r, val, &best, user_flags);
+            if (rc && !first_err)
+                first_err = rc;
+            if (!rc && copied)
+                (*copied)++;
+        }
+    }
+    mem_free(&s->alloc, val, vcap);
+    return first_err;
+}
+#endif /* !EKV_READONLY */
+
+#endif /* !EKV_NO_INDEX */

@@ -1,0 +1,317 @@
+/*
+ * mode_scan.c - the EKV_NO_INDEX mode: no key index and no free-block map.
+ * Records and free blocks are found by reading the device, so the RAM a
+ * store needs is fixed: the store struct and three block buffers
+ * (ekv_store_memory() says how much). The price is time: get, put and
+ * delete read every block of every replica once (plus the chains of the
+ * matching records); recovery and iteration compare every descriptor with
+ * every other one, O(blocks^2) reads, which small flash parts can afford.
+ *
+ * Buffers: rbuf takes every scanning read; wbuf holds the descriptor under
+ * judgement while other blocks are read (put uses it only after locating);
+ * ebuf stays a block of erase bytes.
+ */
+#include "ekv_internal.h"
+
+#ifdef EKV_NO_INDEX
+
+static bool is_free(const uint8_t *blk)
+{
+    /* No block type is 0x00 or 0xFF, so no CRC can make such a block
+     * anything but free. */
+    return blk[0] == 0x00 || blk[0] == 0xff;
+}
+
+static bool is_descriptor(const ekv_store *s, const uint8_t *blk)
+{
+    return blk[0] == EKV_TYPE_DESCRIPTOR && block_crc_ok(blk, s->bs) &&
+           desc_sane(blk, s->bs);
+}
+
+static bool same_key(const uint8_t *blk, const uint8_t *key, size_t key_len)
+{
+    return get_le16(blk + DESC_KEY_SIZE) == key_len &&
+           (!key_len ||
+            memcmp(blk + EKV_DESCRIPTOR_HEADER_SIZE, key, key_len) == 0);
+}
+
+static ekv_slot slot_of(const uint8_t *blk, uint32_t b)
+{
+    ekv_slot sl;
+    sl.desc = b;
+    sl.gen = get_le32(blk + DESC_GENERATION);
+    sl.size = get_le32(blk + DESC_TOTAL_SIZE);
+    return sl;
+}
+
+/* The newest complete record of key on replica r (desc NONE if none). On
+ * equal generations the lower block wins, as the scan meets it first. */
+static void find_on_replica(ekv_store *s, unsigned r, const uint8_t *key,
+                            size_t key_len, ekv_slot *best)
+{
+    best->desc = EKV_BLOCK_NONE;
+    for (uint32_t b = 1; b < s->bc; b++) {
+        if (dev_read(s, r, b, s->rbuf) || !is_descriptor(s, s->rbuf) ||
+            !same_key(s->rbuf, key, key_len))
+            continue;
+        ekv_slot cand = slot_of(s->rbuf, b);
+        if (best->desc != EKV_BLOCK_NONE && cand.gen <= best->gen)
+            continue;
+        if (read_record(s, r, &cand, key, key_len, NULL) == 0)
+            *best = cand;
+    }
+}
+
+/* Whether the complete record whose descriptor is in wbuf (at block d) is
+ * the newest of its key on replica r. */
+static bool is_newest(ekv_store *s, unsigned r, uint32_t d)
+{
+    const uint8_t *key = s->wbuf + EKV_DESCRIPTOR_HEADER_SIZE;
+    size_t key_len = get_le16(s->wbuf + DESC_KEY_SIZE);
+    uint32_t gen = get_le32(s->wbuf + DESC_GENERATION);
+    for (uint32_t b = 1; b < s->bc; b++) {
+        if (b == d || dev_read(s, r, b, s->rbuf) ||
+            !is_descriptor(s, s->rbuf) || !same_key(s->rbuf, key, key_len))
+            continue;
+        ekv_slot other = slot_of(s->rbuf, b);
+        if (other.gen < gen || (other.gen == gen && b > d))
+            continue;
+        if (read_record(s, r, &other, key, key_len, NULL) == 0)
+            return false;
+    }
+    return true;
+}
+
+enum verdict { V_INCOMPLETE, V_STALE, V_KEPT };
+
+/* Judge the record whose descriptor is at block d; leaves the descriptor
+ * in wbuf. */
+static enum verdict judge(ekv_store *s, unsigned r, uint32_t d)
+{
+    if (dev_read(s, r, d, s->wbuf) || !is_descriptor(s, s->wbuf))
+        return V_INCOMPLETE;
+    ekv_slot sl = slot_of(s->wbuf, d);
+    if (read_record(s, r, &sl, s->wbuf + EKV_DESCRIPTOR_HEADER_SIZE,
+                    get_le16(s->wbuf + DESC_KEY_SIZE), NULL) != 0)
+        return V_INCOMPLETE;
+    return is_newest(s, r, d) ? V_KEPT : V_STALE;
+}
+
+/* Whether chunk block c belongs to a kept record: its owner is kept and
+ * the owner's chain passes through c. */
+static bool chunk_kept(ekv_store *s, unsigned r, uint32_t c, uint32_t owner)
+{
+    if (owner == 0 || owner >= s->bc || judge(s, r, owner) != V_KEPT)
+        return false;
+    uint32_t count = get_le32(s->wbuf + DESC_CHUNK_COUNT);
+    uint32_t next = get_le32(s->wbuf + DESC_NEXT);
+    for (uint32_t idx = 1; idx < count && next < s->bc; idx++) {
+        if (next == c)
+            return true;
+        if (dev_read(s, r, next, s->rbuf))
+            return false;
+        next = get_le32(s->rbuf + CHUNK_NEXT);
+    }
+    return false;
+}
+
+int mode_recover(ekv_store *s, unsigned r)
+{
+    ekv_replica_report *rep = &s->rep[r].report;
+    rep->free_blocks = rep->descriptor_blocks = rep->chunk_blocks = 0;
+    rep->garbage_blocks = rep->unreadable_blocks = 0;
+    rep->complete_records = rep->incomplete_records = 0;
+    rep->stale_records = rep->erased_blocks = rep->erasable_blocks = 0;
+    rep->keys = 0;
+
+    /* Pass 1: count, and learn whether every block can be read. */
+    for (uint32_t b = 1; b < s->bc; b++) {
+        uint8_t *blk = s->rbuf;
+        if (dev_read(s, r, b, blk)) {
+            rep->unreadable_blocks++;
+            continue;
+        }
+        bool valid = (blk[0] == EKV_TYPE_DESCRIPTOR ||
+                      blk[0] == EKV_TYPE_CHUNK) &&
+                     block_crc_ok(blk, s->bs);
+        if (valid && blk[0] == EKV_TYPE_DESCRIPTOR)
+            rep->descriptor_blocks++;
+        else if (valid)
+            rep->chunk_blocks++;
+        else if (is_free(blk))
+            rep->free_blocks++;
+        else
+            rep->garbage_blocks++;
+    }
+
+    /* Pass 2: judge every used block; erase what is not kept, when we may
+     * write and nothing was unreadable (an unreadable block might be the
+     * missing part of a record). */
+    bool may_erase = !(s->flags & EKV_OPEN_RDONLY) && !rep->unreadable_blocks;
+    bool erased = false;
+    for (uint32_t b = 1; b < s->bc; b++) {
+        uint8_t *blk = s->rbuf;
+        if (dev_read(s, r, b, blk) || is_free(blk))
+            continue;
+        bool keep = false;
+        if (blk[0] == EKV_TYPE_DESCRIPTOR && block_crc_ok(blk, s->bs)) {
+            enum verdict v = judge(s, r, b);
+            keep = v == V_KEPT;
+            if (v == V_INCOMPLETE)
+                rep->incomplete_records++;
+            else
+                rep->complete_records++;
+            if (v == V_STALE)
+                rep->stale_records++;
+            if (keep)
+                rep->keys++;
+        } else if (blk[0] == EKV_TYPE_CHUNK && block_crc_ok(blk, s->bs) &&
+                   chunk_sane(blk, s->bs)) {
+            keep = chunk_kept(s, r, b, get_le32(blk + CHUNK_OWNER));
+        }
+        if (keep)
+            continue;
+        rep->erasable_blocks++;
+        if (may_erase && dev_write(s, r, b, s->ebuf) == 0) {
+            rep->erased_blocks++;
+            erased = true;
+        }
+    }
+    if (erased && dev_flush(s, r) != 0)
+        rep->erased_blocks = 0;
+    rep->free_blocks = mode_free_count(s, r, s->bc);
+    return 0;
+}
+
+int mode_init(ekv_store *s)
+{
+    size_t size = sizeof(ekv_entry) + s->n * sizeof(ekv_slot);
+    s->tmp = mem_alloc(&s->alloc, size);
+    if (!s->tmp)
+        return EKV_ENOMEM;
+    memset(s->tmp, 0, size);
+    return 0;
+}
+
+void mode_release(ekv_store *s)
+{
+    mem_free(&s->alloc, s->tmp, sizeof(ekv_entry) + s->n * sizeof(ekv_slot));
+    s->tmp = NULL;
+}
+
+ekv_entry *mode_locate_or_add(ekv_store *s, const uint8_t *key,
+                              size_t key_len)
+{
+    ekv_entry *e = s->tmp;
+    e->key_len = (uint16_t)key_len;
+    for (unsigned r = 0; r < s->n; r++) {
+        if (replica_active(s, r))
+            find_on_replica(s, r, key, key_len, &e->rep[r]);
+        else
+            e->rep[r].desc = EKV_BLOCK_NONE;
+    }
+    return e;
+}
+
+ekv_entry *mode_locate(ekv_store *s, const uint8_t *key, size_t key_len)
+{
+    ekv_entry *e = mode_locate_or_add(s, key, key_len);
+    for (unsigned r = 0; r < s->n; r++)
+        if (e->rep[r].desc != EKV_BLOCK_NONE)
+            return e;
+    return NULL;
+}
+
+void mode_forget(ekv_store *s, ekv_entry *e)
+{
+    (void)s;
+    (void)e;
+}
+
+uint32_t mode_free_count(ekv_store *s, unsigned r, uint32_t need)
+{
+    uint32_t n = 0;
+    for (uint32_t b = 1; b < s->bc && n < need; b++)
+        if (dev_read(s, r, b, s->rbuf) == 0 && is_free(s->rbuf))
+            n++;
+    return n;
+}
+
+uint32_t mode_alloc(ekv_store *s, unsigned r, uint32_t after)
+{
+    for (uint32_t b = after == EKV_BLOCK_NONE ? 1 : after + 1; b < s->bc; b++)
+        if (dev_read(s, r, b, s->rbuf) == 0 && is_free(s->rbuf))
+            return b;
+    return EKV_BLOCK_NONE;
+}
+
+void mode_release_block(ekv_store *s, unsigned r, uint32_t b)
+{
+    (void)s;
+    (void)r;
+    (void)b;
+}
+
+int mode_iterate(ekv_store *s, int (*fn)(void *, const ekv_key_info *),
+                 void *ctx)
+{
+    for (unsigned r = 0; r < s->n; r++) {
+        if (!replica_active(s, r))
+            continue;
+        for (uint32_t b = 1; b < s->bc; b++) {
+            if (judge(s, r, b) != V_KEPT)
+                continue;
+            const uint8_t *key = s->wbuf + EKV_DESCRIPTOR_HEADER_SIZE;
+            size_t key_len = get_le16(s->wbuf + DESC_KEY_SIZE);
+            /* Reported already from an earlier replica? */
+            bool seen = false;
+            for (unsigned q = 0; q < r && !seen; q++) {
+                ekv_slot sl;
+                if (!replica_active(s, q))
+                    continue;
+                find_on_replica(s, q, key, key_len, &sl);
+                seen = sl.desc != EKV_BLOCK_NONE;
+            }
+            if (seen)
+                continue;
+            ekv_key_info info;
+            fill_info(s, mode_locate_or_add(s, key, key_len), key, &info);
+            int rc = fn(ctx, &info);
+            if (rc)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+static int count_one(void *ctx, const ekv_key_info *info)
+{
+    (void)info;
+    (*(uint32_t *)ctx)++;
+    return 0;
+}
+
+uint32_t mode_records(ekv_store *s)
+{
+    uint32_t n = 0;
+    (void)mode_iterate(s, count_one, &n);
+    return n;
+}
+
+size_t mode_memory(ekv_store *s, size_t *index_bytes)
+{
+    *index_bytes = 0;
+    return sizeof(ekv_entry) + s->n * sizeof(ekv_slot);
+}
+
+#ifndef EKV_READONLY
+int ekv_repair(ekv_store *s, uint32_t *copied)
+{
+    (void)s;
+    if (copied)
+        *copied = 0;
+    return EKV_ENOSYS;
+}
+#endif
+
+#endif /* EKV_NO_INDEX */
