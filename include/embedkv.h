@@ -204,8 +204,14 @@ void ekv_bump_init(ekv_allocator *a, ekv_bump *b, void *mem, size_t size);
 
 /* Bytes an open store needs for block_size and replicas, when built with
  * EKV_NO_INDEX (the indexed build adds its index and free maps, see
- * ekv_stats_get). Include alignment slack of 8 bytes per allocation. */
+ * ekv_stats_get), alignment slack included. */
 size_t ekv_store_memory(uint32_t block_size, unsigned replicas);
+
+/* A compile-time upper bound of ekv_store_memory(), for static arenas:
+ * three block buffers plus the store and per-replica state. ekv_format
+ * needs one block of it while it runs. */
+#define EKV_STORE_MEMORY(block_size, replicas) \
+    (3u * (size_t)(block_size) + 256u + 128u * (size_t)(replicas))
 
 /* ------------------------------------------------------------------------ */
 /* Store                                                                     */

@@ -220,8 +220,23 @@ static inline bool replica_active(const ekv_store *s, unsigned r)
 
 /* store.c, for the modes */
 int dev_read(ekv_store *s, unsigned r, uint32_t b, void *buf);
+#ifndef EKV_READONLY
 int dev_write(ekv_store *s, unsigned r, uint32_t b, const void *buf);
 int dev_flush(ekv_store *s, unsigned r);
+#else
+/* A read-only build has no write path: these fold every erase away. */
+static inline int dev_write(ekv_store *s, unsigned r, uint32_t b,
+                            const void *buf)
+{
+    (void)s, (void)r, (void)b, (void)buf;
+    return EKV_EROFS;
+}
+static inline int dev_flush(ekv_store *s, unsigned r)
+{
+    (void)s, (void)r;
+    return EKV_EROFS;
+}
+#endif
 bool desc_sane(const uint8_t *buf, uint32_t bs);
 bool chunk_sane(const uint8_t *buf, uint32_t bs);
 /* Read and verify the record of slot sl on replica r; copy the value to

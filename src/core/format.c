@@ -94,6 +94,7 @@ int header_validate(const uint8_t *buf, uint32_t bs, uint32_t dev_bs,
     return 0;
 }
 
+#ifndef EKV_READONLY
 void header_encode(uint8_t *buf, uint32_t bs, uint32_t bc,
                    uint32_t replica_id, uint32_t format_seq)
 {
@@ -109,6 +110,7 @@ void header_encode(uint8_t *buf, uint32_t bs, uint32_t bc,
     put_le32(buf + HDR_FLAGS, 0);
     block_seal(buf, bs);
 }
+#endif
 
 uint64_t record_blocks(uint32_t bs, size_t key_len, size_t val_len)
 {

@@ -463,9 +463,10 @@ int ekv_repair(ekv_store *s, uint32_t *copied)
         for (unsigned k = 0; k < n && src < 0; k++) {
             ekv_slot *sl = &e->rep[order[k]];
             if (sl->size > vcap || !val) {
-                mem_free(&s->alloc, val, vcap);
+                mem_free(&s->alloc, val, 2 * vcap);
                 vcap = sl->size ? sl->size : 1;
-                val = mem_alloc(&s->alloc, vcap);
+                /* Two halves: the source value, and a copy to compare. */
+                val = mem_alloc(&s->alloc, 2 * vcap);
                 if (!val)
                     return EKV_ENOMEM;
             }
@@ -482,8 +483,13 @@ int ekv_repair(ekv_store *s, uint32_t *copied)
             if (!replica_active(s, r) || (int)r == src)
                 continue;
             ekv_slot *sl = &e->rep[r];
+            /* The same generation is not enough: replicas changed apart
+             * (each opened alone) can hold one generation with two
+             * values. Keep a copy only if it holds the source's bytes. */
             if (sl->desc != EKV_BLOCK_NONE && sl->gen == best.gen &&
-                read_record(s, r, sl, key, e->key_len, NULL) == 0)
+                sl->size == best.size &&
+                read_record(s, r, sl, key, e->key_len, val + vcap) == 0 &&
+                (!best.size || memcmp(val, val + vcap, best.size) == 0))
                 continue;
             int rc = copy_to_replica(s, e, r, val, &best, user_flags);
             if (rc && !first_err)
@@ -492,7 +498,7 @@ int ekv_repair(ekv_store *s, uint32_t *copied)
                 (*copied)++;
         }
     }
-    mem_free(&s->alloc, val, vcap);
+    mem_free(&s->alloc, val, 2 * vcap);
     return first_err;
 }
 #endif /* !EKV_READONLY */

@@ -34,6 +34,7 @@ int dev_read(ekv_store *s, unsigned r, uint32_t b, void *buf)
     return io_result(s, d->read(d, b, buf));
 }
 
+#ifndef EKV_READONLY
 int dev_write(ekv_store *s, unsigned r, uint32_t b, const void *buf)
 {
     ekv_device *d = s->rep[r].dev;
@@ -50,6 +51,7 @@ int dev_flush(ekv_store *s, unsigned r)
         return EKV_EROFS;
     return d->flush ? io_result(s, d->flush(d)) : 0;
 }
+#endif
 
 /* ---- record checks -------------------------------------------------- */
 
@@ -557,12 +559,20 @@ static size_t store_size(unsigned n)
     return sizeof(ekv_store) + n * sizeof(ekv_replica);
 }
 
+/* EKV_STORE_MEMORY in embedkv.h must stay an upper bound. */
+#ifdef EKV_NO_INDEX
+_Static_assert(sizeof(ekv_store) + sizeof(ekv_entry) + 4 * 8 <= 256,
+               "EKV_STORE_MEMORY: fixed part too small");
+_Static_assert(sizeof(ekv_replica) + sizeof(ekv_slot) <= 128,
+               "EKV_STORE_MEMORY: per-replica part too small");
+#endif
+
 size_t ekv_store_memory(uint32_t block_size, unsigned replicas)
 {
     /* What an open store in scan mode holds; the indexed mode adds the
      * index and free maps (ekv_stats_get reports them). */
     return store_size(replicas) + (size_t)block_size * 3 +
-           sizeof(ekv_entry) + replicas * sizeof(ekv_slot) + 64;
+           sizeof(ekv_entry) + replicas * sizeof(ekv_slot) + 4 * 8;
 }
 
 void ekv_close(ekv_store *s)
