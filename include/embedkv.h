@@ -325,7 +325,9 @@ int ekv_get_replica(ekv_store *s, unsigned i, const void *key, size_t key_len,
  * @user_flags: stored verbatim in the descriptor (ekv_put uses 0).
  * Returns 0; EKV_EROFS; EKV_ENAMETOOLONG (key too long for the block size);
  * EKV_EFBIG (value needs more blocks than the store has); EKV_ENOSPC (not
- * enough free blocks on some replica now; nothing was written); EKV_ENOMEM;
+ * enough free blocks on some replica now; nothing was written); EKV_ERANGE
+ * (the key's generation reached 0xFFFFFFFF: delete it and put it again);
+ * EKV_ENOMEM;
  * or the device's error (old value kept).
  * Durable on return 0: the new value on every active replica. If erasing
  * the old record then fails, the put still returns 0: the newer generation

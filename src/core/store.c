@@ -426,6 +426,12 @@ int ekv_put_flags(ekv_store *s, const void *key_, size_t key_len,
     for (unsigned r = 0; r < s->n; r++)
         if (e->rep[r].desc != EKV_BLOCK_NONE && e->rep[r].gen > gen)
             gen = e->rep[r].gen;
+    /* Generation 0xFFFFFFFF + 1 would wrap to 0 and lose to the old
+     * record on the next recovery: refuse instead. */
+    if (gen == 0xffffffffu) {
+        mode_forget(s, e);
+        return EKV_ERANGE;
+    }
     /* Keep what the old records were: in scan mode e is scratch that
      * writing may not touch, but the erase below needs it. */
     ekv_slot old[EKV_MAX_REPLICAS];
