@@ -1,6 +1,11 @@
 /* common.c - see common.h. */
+#define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "common.h"
 
@@ -13,6 +18,18 @@ void print_error(const char *context, int err)
         fprintf(stderr, "%s: %s: %s\n", PROG, context, msg);
     else
         fprintf(stderr, "%s: %s\n", PROG, msg);
+}
+
+const char *open_strerror(int err)
+{
+    /* ekv_file_open reports a missing file as EKV_ENOENT, whose library
+     * message is about keys. */
+    if (err == EKV_ENOENT)
+        return "no such file or directory";
+    const char *msg = ekv_strerror(err);
+    if (strcmp(msg, "unknown error") == 0 && err < 0)
+        msg = strerror(-err);
+    return msg;
 }
 
 int exit_code_for(int err)
@@ -36,6 +53,185 @@ int exit_code_for(int err)
                    ? EXIT_IO
                    : EXIT_ERR;
     }
+}
+
+int exit_code_for_open(int err)
+{
+    return err == EKV_ENOENT ? EXIT_IO : exit_code_for(err);
+}
+
+static uint32_t le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
+           ((uint32_t)p[3] << 24);
+}
+
+/* Describe a block 0 that does not start with the header magic. */
+static void describe_no_magic(const uint8_t *b, size_t n, char *out,
+                              size_t cap)
+{
+    size_t zeros = 0, ones = 0;
+    for (size_t i = 0; i < n; i++) {
+        zeros += b[i] == 0x00;
+        ones += b[i] == 0xff;
+    }
+    if (zeros == n)
+        snprintf(out, cap, "no storage header (block 0 is zero-filled)");
+    else if (ones == n)
+        snprintf(out, cap, "no storage header (block 0 is erased, 0xFF)");
+    else
+        snprintf(out, cap,
+                 "no storage header (block 0 starts %02x %02x %02x %02x, "
+                 "not 01 'EKV')",
+                 b[0], n > 1 ? b[1] : 0, n > 2 ? b[2] : 0, n > 3 ? b[3] : 0);
+}
+
+int image_probe_path(const char *path, image_probe *p)
+{
+    memset(p, 0, sizeof(*p));
+    uint8_t *blk = NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        p->err = errno == ENOENT ? EKV_ENOENT : -errno;
+        snprintf(p->reason, sizeof(p->reason), "%s", strerror(errno));
+        return p->err;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        p->err = -errno;
+        snprintf(p->reason, sizeof(p->reason), "%s", strerror(errno));
+        goto out;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        p->err = -EISDIR;
+        snprintf(p->reason, sizeof(p->reason), "is a directory");
+        goto out;
+    }
+    if (S_ISBLK(st.st_mode)) {
+        off_t end = lseek(fd, 0, SEEK_END);
+        p->file_size = end < 0 ? 0 : (uint64_t)end;
+    } else {
+        p->file_size = (uint64_t)st.st_size;
+    }
+    if (p->file_size == 0) {
+        p->err = EKV_EDOM;
+        snprintf(p->reason, sizeof(p->reason), "empty file");
+        goto out;
+    }
+    uint8_t head[64];
+    size_t want = p->file_size < sizeof(head) ? (size_t)p->file_size
+                                               : sizeof(head);
+    ssize_t got = pread(fd, head, want, 0);
+    if (got < 0) {
+        p->err = errno == EIO ? EKV_EIO : -errno;
+        snprintf(p->reason, sizeof(p->reason), "cannot read block 0: %s",
+                 strerror(errno));
+        goto out;
+    }
+    if (head[0] != 0x01 || got < 28 || memcmp(head + 1, "EKV", 3) != 0) {
+        p->err = EKV_EBADHDR;
+        if (got < 28 && got >= 4 && head[0] == 0x01 &&
+            memcmp(head + 1, "EKV", 3) == 0)
+            snprintf(p->reason, sizeof(p->reason),
+                     "file too short for a storage header (%zd bytes)", got);
+        else
+            describe_no_magic(head, (size_t)got, p->reason,
+                              sizeof(p->reason));
+        goto out;
+    }
+    p->magic = 1;
+    p->block_size = le32(head + 8);
+    p->block_count = le32(head + 12);
+    uint32_t bs = p->block_size;
+    if (bs < EKV_MIN_BLOCK_SIZE || bs > EKV_MAX_BLOCK_SIZE) {
+        p->err = EKV_EDOM;
+        snprintf(p->reason, sizeof(p->reason),
+                 "header block size %u is not supported (%u..%u)", bs,
+                 EKV_MIN_BLOCK_SIZE, EKV_MAX_BLOCK_SIZE);
+        goto out;
+    }
+    if (p->file_size < bs) {
+        p->err = EKV_EDOM;
+        snprintf(p->reason, sizeof(p->reason),
+                 "file is %llu bytes, shorter than one %u-byte block",
+                 (unsigned long long)p->file_size, bs);
+        goto out;
+    }
+    blk = malloc(bs);
+    if (!blk) {
+        p->err = EKV_ENOMEM;
+        snprintf(p->reason, sizeof(p->reason), "out of memory");
+        goto out;
+    }
+    got = pread(fd, blk, bs, 0);
+    if (got != (ssize_t)bs) {
+        p->err = EKV_EIO;
+        snprintf(p->reason, sizeof(p->reason), "cannot read block 0: %s",
+                 got < 0 ? strerror(errno) : "short read");
+        goto out;
+    }
+    ekv_block_info bi;
+    ekv_block_decode(blk, bs, &bi);
+    if (!bi.crc_ok) {
+        p->err = EKV_EBADHDR;
+        snprintf(p->reason, sizeof(p->reason),
+                 "header CRC mismatch (stored 0x%08x, computed 0x%08x)",
+                 bi.crc_stored, bi.crc_computed);
+        goto out;
+    }
+    p->header_crc_ok = 1;
+    p->hdr = bi;
+    if (bi.version_major != EKV_FORMAT_VERSION_MAJOR) {
+        p->err = EKV_EVERSION;
+        snprintf(p->reason, sizeof(p->reason),
+                 "format version %u.%u (only %u.x is supported)",
+                 bi.version_major, bi.version_minor,
+                 (unsigned)EKV_FORMAT_VERSION_MAJOR);
+        goto out;
+    }
+    if (p->block_count == 0) {
+        p->err = EKV_EDOM;
+        snprintf(p->reason, sizeof(p->reason), "header block count is 0");
+        goto out;
+    }
+    uint64_t expect = (uint64_t)bs * p->block_count;
+    if (p->file_size != expect) {
+        p->err = EKV_EDOM;
+        snprintf(p->reason, sizeof(p->reason),
+                 "file is %llu bytes but its header says %u blocks of %u "
+                 "bytes (%llu bytes)",
+                 (unsigned long long)p->file_size, p->block_count, bs,
+                 (unsigned long long)expect);
+        goto out;
+    }
+out:
+    free(blk);
+    close(fd);
+    return p->err;
+}
+
+/* The one-phrase message for an error opening image path. */
+static void image_error_text(const char *path, int err, char *out, size_t cap)
+{
+    if (err == EKV_EBADHDR || err == EKV_EDOM || err == EKV_EVERSION) {
+        image_probe pr;
+        if (image_probe_path(path, &pr) == err && pr.reason[0]) {
+            const char *what = err == EKV_EBADHDR ? "not an embedkv image"
+                               : err == EKV_EDOM
+                                   ? "unsupported or mismatched geometry"
+                                   : "unsupported embedkv format version";
+            snprintf(out, cap, "%s: %s", what, pr.reason);
+            return;
+        }
+    }
+    snprintf(out, cap, "%s", open_strerror(err));
+}
+
+void print_image_error(const char *path, int err)
+{
+    char msg[320];
+    image_error_text(path, err, msg, sizeof(msg));
+    fprintf(stderr, "%s: %s: %s\n", PROG, path, msg);
 }
 
 static uint32_t file_flags(unsigned flags)
@@ -69,20 +265,49 @@ static int null_read(ekv_device *d, uint32_t b, void *buf)
 }
 static ekv_device null_devs[EKV_MAX_REPLICAS];
 
+/* Two names of one file would make one device two replicas (and the
+ * second writable open would fail as "locked"). */
+static int find_duplicate(char **paths, unsigned n, unsigned *a, unsigned *b)
+{
+    struct stat st[EKV_MAX_REPLICAS];
+    int ok[EKV_MAX_REPLICAS];
+    for (unsigned i = 0; i < n; i++) {
+        ok[i] = stat(paths[i], &st[i]) == 0;
+        for (unsigned j = 0; ok[i] && j < i; j++)
+            if (ok[j] && st[j].st_dev == st[i].st_dev &&
+                st[j].st_ino == st[i].st_ino) {
+                *a = j;
+                *b = i;
+                return 1;
+            }
+    }
+    return 0;
+}
+
 int images_open(images *im, char **paths, unsigned n, unsigned flags)
 {
+    const int quiet = (flags & IMG_QUIET) != 0;
     memset(im, 0, sizeof(*im));
     if (n == 0 || n > EKV_MAX_REPLICAS) {
-        fprintf(stderr, "%s: between 1 and %u images, please\n", PROG,
-                EKV_MAX_REPLICAS);
+        if (!quiet)
+            fprintf(stderr, "%s: between 1 and %u images, please\n", PROG,
+                    EKV_MAX_REPLICAS);
+        return EKV_EINVAL;
+    }
+    unsigned da, db;
+    if (find_duplicate(paths, n, &da, &db)) {
+        if (!quiet)
+            fprintf(stderr, "%s: %s: same image as %s\n", PROG, paths[db],
+                    paths[da]);
+        im->open_err[db] = EKV_EINVAL;
         return EKV_EINVAL;
     }
     im->n = n;
     im->paths = paths;
     uint32_t fflags = file_flags(flags);
-    int errs[EKV_MAX_REPLICAS] = {0};
-    int first_err = 0;
+    int *errs = im->open_err;
     uint32_t bs = 0, bc = 0;
+    unsigned good = 0;
 
     /* First pass: geometry from each image's own header. */
     for (unsigned i = 0; i < n; i++) {
@@ -97,17 +322,30 @@ int images_open(images *im, char **paths, unsigned n, unsigned flags)
         if (!errs[i] && !bs) {
             bs = im->devs[i]->block_size;
             bc = im->devs[i]->block_count;
+            good = i;
         }
-        if (errs[i] && !first_err)
-            first_err = errs[i];
     }
+    /* Someone else using an image is not a broken replica. */
+    for (unsigned i = 0; i < n; i++)
+        if (errs[i] == EKV_EBUSY) {
+            if (!quiet)
+                print_error(paths[i], errs[i]);
+            images_close(im);
+            return EKV_EBUSY;
+        }
+    int told[EKV_MAX_REPLICAS] = {0};
     for (unsigned i = 0; i < n; i++) {
         if (!errs[i] && (im->devs[i]->block_size != bs ||
                          im->devs[i]->block_count != bc)) {
-            fprintf(stderr,
-                    "%s: %s: geometry %u x %u differs from %s (%u x %u)\n",
-                    PROG, paths[i], im->devs[i]->block_size,
-                    im->devs[i]->block_count, paths[0], bs, bc);
+            if (!quiet)
+                fprintf(stderr,
+                        "%s: %s%s: geometry %u x %u differs from %s (%u x "
+                        "%u)%s\n",
+                        PROG, (flags & IMG_DEGRADED) ? "warning: " : "",
+                        paths[i], im->devs[i]->block_size,
+                        im->devs[i]->block_count, paths[good], bs, bc,
+                        (flags & IMG_DEGRADED) ? "; replica dropped" : "");
+            told[i] = 1;
             errs[i] = EKV_EDOM;
             if (!(flags & IMG_DEGRADED)) {
                 images_close(im);
@@ -118,15 +356,21 @@ int images_open(images *im, char **paths, unsigned n, unsigned flags)
         }
     }
     for (unsigned i = 0; i < n; i++) {
-        if (!errs[i])
+        if (!errs[i] || im->devs[i])
             continue;
         if (!(flags & IMG_DEGRADED) || !bs) {
-            print_error(paths[i], errs[i]);
+            if (!quiet)
+                print_image_error(paths[i], errs[i]);
+            int err = errs[i];
             images_close(im);
-            return errs[i];
+            return err;
         }
-        fprintf(stderr, "%s: warning: %s: %s; replica dropped\n", PROG,
-                paths[i], ekv_strerror(errs[i]));
+        if (!quiet && !told[i]) {
+            char msg[320];
+            image_error_text(paths[i], errs[i], msg, sizeof(msg));
+            fprintf(stderr, "%s: warning: %s: %s; replica dropped\n", PROG,
+                    paths[i], msg);
+        }
         /* Keep the device (opened with the good geometry) so that repair
          * can rebuild it. */
         if (ekv_file_open(&im->devs[i], paths[i], fflags, bs, bc) != 0) {
@@ -142,13 +386,13 @@ int images_open(images *im, char **paths, unsigned n, unsigned flags)
               ((flags & IMG_DEGRADED) ? EKV_OPEN_DEGRADED : 0);
     int err = ekv_open(&im->store, im->devs, n, &o);
     if (err) {
-        print_error(paths[0], err);
+        if (!quiet)
+            print_error(paths[0], err);
         for (unsigned i = 0; i < n; i++)
             if (im->devs[i] == &null_devs[i])
                 im->devs[i] = NULL;
         images_close(im);
         return err;
     }
-    (void)first_err;
     return 0;
 }

@@ -5,6 +5,7 @@
 #ifndef EKVFS_COMMON_H
 #define EKVFS_COMMON_H
 
+#include <stdint.h>
 #include <stdio.h>
 
 #include "embedkv.h"
@@ -28,12 +29,18 @@ enum {
 #define IMG_DEGRADED 0x2u /* drop unusable replicas if one is good */
 #define IMG_NOSYNC 0x4u   /* no fdatasync */
 #define IMG_NOLOCK 0x8u
+#define IMG_QUIET 0x10u   /* print nothing; the caller reports open_err */
 
 typedef struct images {
     unsigned n;
     char **paths;
     ekv_device *devs[EKV_MAX_REPLICAS];
     ekv_store *store;
+    /* Why image i could not be used as it is (0: it could): the file's
+     * open error, its header's error, or EKV_EDOM for a geometry that
+     * differs from the first good image's. In a degraded set the image is
+     * then a dropped replica. */
+    int open_err[EKV_MAX_REPLICAS];
 } images;
 
 /*
@@ -42,6 +49,10 @@ typedef struct images {
  * EKV error; everything opened is closed again. With IMG_DEGRADED, images
  * whose header is unusable are opened with the good images' geometry (or
  * left out when even that fails) and dropped replicas get a warning line.
+ * An image locked by another process (EKV_EBUSY) or named twice (EKV_EINVAL)
+ * always fails the open, degraded or not: another user of the store is not
+ * a broken replica. A missing file is returned as EKV_ENOENT: map it with
+ * exit_code_for_open(), not exit_code_for() (which means "no such key").
  */
 int images_open(images *im, char **paths, unsigned n, unsigned flags);
 void images_close(images *im);
@@ -49,7 +60,37 @@ void images_close(images *im);
 /* Map an EKV error to an exit code above. */
 int exit_code_for(int err);
 
+/* The same for an error of images_open() or ekv_file_open(), where
+ * EKV_ENOENT means a missing file (EXIT_IO), not a missing key. */
+int exit_code_for_open(int err);
+
 /* Print "embedkvfs: CONTEXT: message" for err. */
 void print_error(const char *context, int err);
+
+/* The message for an error of opening a file (EKV_ENOENT is "no such file
+ * or directory" here). Never NULL. */
+const char *open_strerror(int err);
+
+/* What is in an image file's first block, read with plain reads (no lock,
+ * never a write): enough to say precisely why it is not a usable image. */
+typedef struct image_probe {
+    int err;              /* 0: valid header and file size; else the EKV
+                             error ekv_file_open/ekv_read_header give, or
+                             a negated errno (EKV_ENOENT: no file) */
+    char reason[192];     /* why not, one phrase ("" when err is 0) */
+    uint64_t file_size;   /* bytes (a block device's size) */
+    int magic;            /* block 0 starts with 0x01 "EKV" */
+    int header_crc_ok;    /* ... and its CRC is right at its block size */
+    uint32_t block_size;  /* the header's fields, when magic is set */
+    uint32_t block_count;
+    ekv_block_info hdr;   /* block 0 decoded, when header_crc_ok */
+} image_probe;
+
+/* Fill *p for path. Returns p->err. */
+int image_probe_path(const char *path, image_probe *p);
+
+/* "embedkvfs: PATH: message" for an open error of image path, with the
+ * probe's precise reason for a header or geometry error. */
+void print_image_error(const char *path, int err);
 
 #endif

@@ -1,11 +1,387 @@
-/* mount.c - the FUSE daemon. */
+/*
+ * mount.c - `embedkvfs mount [-f] [-d] [-o OPTIONS] IMAGE... MOUNTPOINT`:
+ * serve the store held by one or more replica images as a directory with
+ * one regular file per key, through FUSE (libfuse3, high-level API).
+ *
+ * Everything that can go wrong with the images or the mount point is
+ * found before the daemon detaches: the images are opened (locked,
+ * recovered, indexed) and the file system mounted first, so a mistake
+ * gives one line on stderr, a non-zero exit and nothing mounted. The
+ * operations themselves are in mount_ops.c.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <unistd.h>
+
 #include "commands.h"
-#include "common.h"
+#include "mount.h"
+
+struct ekvfs fs = {
+    .lock = PTHREAD_MUTEX_INITIALIZER,
+    .all = {.gnext = &fs.all, .gprev = &fs.all},
+};
+
+void mount_log(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    if (fs.foreground) {
+        fprintf(stderr, "%s: ", PROG);
+        vfprintf(stderr, fmt, ap);
+        fputc('\n', stderr);
+    } else {
+        vsyslog(LOG_ERR, fmt, ap);
+    }
+    va_end(ap);
+}
+
+/* The command line, as fuse_opt_parse leaves it. */
+struct mount_opts {
+    int foreground, singlethread, help, version;
+    int ro, degraded, nosync, xattr;
+    unsigned uid, gid, umask;
+    int set_uid, set_gid, set_umask;
+    int user_timeouts, has_fsname, has_subtype, shared;
+    char *paths[EKV_MAX_REPLICAS + 1]; /* images, then the mount point */
+    unsigned npaths;
+    int too_many;
+};
+
+enum {
+    KEY_FOREGROUND,
+    KEY_DEBUG,
+    KEY_SINGLE,
+    KEY_HELP,
+    KEY_VERSION,
+    KEY_RO,
+    KEY_RW,
+    KEY_TIMEOUT,
+    KEY_FSNAME,
+    KEY_SUBTYPE,
+    KEY_SHARED,
+};
+
+#define MOPT(t, field, v) {t, offsetof(struct mount_opts, field), v}
+
+static const struct fuse_opt mount_opt_spec[] = {
+    /* Ours: consumed here, never passed to libfuse (its own uid=, gid=
+     * and umask= would force 0777 & ~umask on every file). */
+    MOPT("uid=%u", uid, 0),
+    MOPT("uid=", set_uid, 1),
+    MOPT("gid=%u", gid, 0),
+    MOPT("gid=", set_gid, 1),
+    MOPT("umask=%o", umask, 0),
+    MOPT("umask=", set_umask, 1),
+    MOPT("degraded", degraded, 1),
+    MOPT("nosync", nosync, 1),
+    MOPT("xattr", xattr, 1),
+    /* Seen here and passed on. */
+    FUSE_OPT_KEY("ro", KEY_RO),
+    FUSE_OPT_KEY("rw", KEY_RW),
+    FUSE_OPT_KEY("entry_timeout=", KEY_TIMEOUT),
+    FUSE_OPT_KEY("attr_timeout=", KEY_TIMEOUT),
+    FUSE_OPT_KEY("negative_timeout=", KEY_TIMEOUT),
+    FUSE_OPT_KEY("fsname=", KEY_FSNAME),
+    FUSE_OPT_KEY("subtype=", KEY_SUBTYPE),
+    FUSE_OPT_KEY("allow_other", KEY_SHARED),
+    FUSE_OPT_KEY("allow_root", KEY_SHARED),
+    FUSE_OPT_KEY("-d", KEY_DEBUG),
+    FUSE_OPT_KEY("debug", KEY_DEBUG),
+    /* Command-line switches. */
+    FUSE_OPT_KEY("-f", KEY_FOREGROUND),
+    FUSE_OPT_KEY("-s", KEY_SINGLE),
+    FUSE_OPT_KEY("-h", KEY_HELP),
+    FUSE_OPT_KEY("--help", KEY_HELP),
+    FUSE_OPT_KEY("-V", KEY_VERSION),
+    FUSE_OPT_KEY("--version", KEY_VERSION),
+    FUSE_OPT_END,
+};
+
+/* Returns 1 to pass an argument on to libfuse, 0 to consume it. */
+static int mount_opt_proc(void *data, const char *arg, int key,
+                          struct fuse_args *outargs)
+{
+    struct mount_opts *o = data;
+    (void)outargs;
+    switch (key) {
+    case FUSE_OPT_KEY_NONOPT:
+        if (o->npaths < EKV_MAX_REPLICAS + 1)
+            o->paths[o->npaths++] = (char *)arg;
+        else
+            o->too_many = 1;
+        return 0;
+    case KEY_FOREGROUND:
+        o->foreground = 1;
+        return 0;
+    case KEY_DEBUG:
+        o->foreground = 1;
+        return 1;
+    case KEY_SINGLE:
+        o->singlethread = 1;
+        return 0;
+    case KEY_HELP:
+        o->help = 1;
+        return 0;
+    case KEY_VERSION:
+        o->version = 1;
+        return 0;
+    case KEY_RO:
+        o->ro = 1;
+        return 1;
+    case KEY_RW:
+        o->ro = 0;
+        return 1;
+    case KEY_TIMEOUT:
+        o->user_timeouts = 1;
+        return 1;
+    case KEY_FSNAME:
+        o->has_fsname = 1;
+        return 1;
+    case KEY_SUBTYPE:
+        o->has_subtype = 1;
+        return 1;
+    case KEY_SHARED:
+        o->shared = 1;
+        return 1;
+    default:
+        return 1; /* a FUSE or mount option: libfuse judges it */
+    }
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: %s mount [-f] [-d] [-s] [-o OPTIONS] IMAGE... MOUNTPOINT\n"
+            "\n"
+            "Serve the embedkv store held by IMAGE (and its replicas) as a\n"
+            "directory with one file per key. Detaches unless -f or -d.\n"
+            "Unmount with 'fusermount3 -u MOUNTPOINT'.\n"
+            "\n"
+            "  -f                 stay in the foreground\n"
+            "  -d                 debug output (implies -f)\n"
+            "  -s                 single-threaded\n"
+            "  -o ro              read-only: nothing is written to the images\n"
+            "  -o uid=N,gid=N     owner of the files (default: you)\n"
+            "  -o umask=M         files are 0644 & ~M, the directory 0755 & ~M\n"
+            "  -o degraded        serve even if some replicas are unusable\n"
+            "  -o nosync          no fdatasync: faster, not crash-safe\n"
+            "  -o xattr           read-only attributes user.embedkv.*\n"
+            "  -o OPT             other FUSE options (allow_other, ...)\n"
+            "\n"
+            "See embedkvfs(1).\n",
+            PROG);
+}
+
+/* An image we may not write makes the whole mount read-only, as mount(8)
+ * does for a write-protected device. Missing images are left to
+ * images_open, which says so. */
+static int images_writable(char **paths, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++)
+        if (access(paths[i], W_OK) != 0 && errno != ENOENT) {
+            fprintf(stderr,
+                    "%s: warning: %s is not writable: mounting read-only\n",
+                    PROG, paths[i]);
+            return 0;
+        }
+    return 1;
+}
+
+static int check_mountpoint(const char *path, char *real)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        fprintf(stderr, "%s: %s: mount point: %s\n", PROG, path,
+                strerror(errno));
+        return -1;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "%s: %s: mount point is not a directory\n", PROG,
+                path);
+        return -1;
+    }
+    /* The daemon changes to / when it detaches. */
+    if (!realpath(path, real)) {
+        fprintf(stderr, "%s: %s: %s\n", PROG, path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* Options we add to what the user gave. */
+static int add_options(struct fuse_args *args, const struct mount_opts *o,
+                       const char *image)
+{
+    char abs[PATH_MAX], opt[PATH_MAX + 16];
+    /* Once other users can reach the mount, the kernel must check modes
+     * and owners. Without allow_other/allow_root it lets nobody but the
+     * mounting user in anyway, and the check would cost a round trip for
+     * the directory's attributes after every create and unlink. */
+    if (o->shared && fuse_opt_add_arg(args, "-odefault_permissions") != 0)
+        return -1;
+    if (o->ro && fuse_opt_add_arg(args, "-oro") != 0)
+        return -1;
+    if (!o->has_subtype &&
+        fuse_opt_add_arg(args, "-osubtype=" PROG) != 0)
+        return -1;
+    if (!o->has_fsname) {
+        /* df and mount show the first image. */
+        const char *name = realpath(image, abs) ? abs : image;
+        char *esc = NULL;
+        if (fuse_opt_add_opt_escaped(&esc, name) != 0)
+            return -1;
+        snprintf(opt, sizeof(opt), "-ofsname=%s", esc);
+        free(esc);
+        if (fuse_opt_add_arg(args, opt) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static void warn_degraded(void)
+{
+    unsigned active = 0;
+    for (unsigned i = 0; i < fs.im.n; i++) {
+        ekv_replica_report r;
+        if (ekv_replica_report_get(fs.store, i, &r) == 0 && r.status == 0)
+            active++;
+    }
+    if (active < fs.im.n)
+        fprintf(stderr,
+                "%s: warning: serving %u of %u replicas (degraded): "
+                "changes do not reach the others; 'embedkvfs repair' "
+                "rebuilds them\n",
+                PROG, active, fs.im.n);
+}
 
 int cmd_mount(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "%s: mount: not implemented yet\n", PROG);
-    return EXIT_ERR;
+    struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+    struct mount_opts o;
+    char mnt[PATH_MAX];
+    struct fuse *f = NULL;
+    int rc = EXIT_ERR;
+
+    memset(&o, 0, sizeof(o));
+    if (fuse_opt_parse(&args, &o, mount_opt_spec, mount_opt_proc) != 0) {
+        usage(stderr);
+        fuse_opt_free_args(&args);
+        return EXIT_USAGE;
+    }
+    if (o.help) {
+        usage(stdout);
+        printf("\nFUSE options:\n");
+        fflush(stdout);
+        fuse_lib_help(&args);
+        fuse_opt_free_args(&args);
+        return EXIT_OK;
+    }
+    if (o.version) {
+        printf("%s %s (libembedkv %s, libfuse %d)\n", PROG,
+               EKV_LIB_VERSION_STRING, EKV_LIB_VERSION_STRING,
+               fuse_version());
+        fuse_opt_free_args(&args);
+        return EXIT_OK;
+    }
+    if (o.npaths < 2 || o.too_many) {
+        if (o.too_many)
+            fprintf(stderr, "%s: at most %u images\n", PROG,
+                    EKV_MAX_REPLICAS);
+        usage(stderr);
+        fuse_opt_free_args(&args);
+        return EXIT_USAGE;
+    }
+    unsigned nimg = o.npaths - 1;
+    if (check_mountpoint(o.paths[nimg], mnt) != 0)
+        goto out_args;
+    if (!o.ro && !images_writable(o.paths, nimg))
+        o.ro = 1;
+    if (add_options(&args, &o, o.paths[0]) != 0) {
+        fprintf(stderr, "%s: out of memory\n", PROG);
+        goto out_args;
+    }
+
+    /* libfuse checks the FUSE options before any image is touched. */
+    f = fuse_new(&args, &ekvfs_ops, sizeof(ekvfs_ops), NULL);
+    if (!f) {
+        rc = EXIT_USAGE;
+        goto out_args;
+    }
+
+    unsigned flags = (o.ro ? IMG_RDONLY : 0) |
+                     (o.degraded ? IMG_DEGRADED : 0) |
+                     (o.nosync ? IMG_NOSYNC : 0);
+    int err = images_open(&fs.im, o.paths, nimg, flags);
+    if (err) {
+        rc = exit_code_for_open(err); /* images_open said why */
+        goto out_fuse;
+    }
+    fs.store = fs.im.store;
+    if (!o.ro)
+        devsync_install(fs.im.devs, fs.im.n);
+    if (o.degraded)
+        warn_degraded();
+    ekv_stats st;
+    ekv_stats_get(fs.store, &st);
+    fs.block_size = st.block_size;
+    fs.block_count = st.block_count;
+    fs.max_key = st.max_key_size;
+    fs.rdonly = o.ro;
+    fs.uid = o.set_uid ? (uid_t)o.uid : getuid();
+    fs.gid = o.set_gid ? (gid_t)o.gid : getgid();
+    fs.umask = o.set_umask ? (mode_t)(o.umask & 0777) : 0;
+    fs.foreground = o.foreground;
+    fs.multithreaded = !o.singlethread;
+    fs.user_timeouts = o.user_timeouts;
+    fs.xattr = o.xattr;
+    clock_gettime(CLOCK_REALTIME, &fs.mount_time);
+    fs.root_mtime = fs.root_ctime = fs.mount_time;
+
+    if (fuse_mount(f, mnt) != 0) {
+        /* libfuse said why. */
+        fprintf(stderr, "%s: %s: cannot mount\n", PROG, o.paths[nimg]);
+        goto out_images;
+    }
+    if (fuse_daemonize(o.foreground) != 0) {
+        fuse_unmount(f);
+        goto out_images;
+    }
+    if (!o.foreground)
+        openlog(PROG, LOG_PID, LOG_DAEMON);
+    /* SIGTERM, SIGINT and SIGHUP end the loop; we then unmount. */
+    if (fuse_set_signal_handlers(fuse_get_session(f)) != 0) {
+        fuse_unmount(f);
+        goto out_images;
+    }
+    err = o.singlethread ? fuse_loop(f) : fuse_loop_mt(f, 0);
+    fuse_remove_signal_handlers(fuse_get_session(f));
+    fuse_unmount(f);
+    rc = err < 0 ? EXIT_ERR : EXIT_OK;
+
+out_images:
+    /* fuse_destroy runs our destroy callback, which stores what open
+     * files still held; only then may the store close. */
+    fuse_destroy(f);
+    f = NULL;
+    mount_teardown();
+    err = devsync_now();
+    if (err) {
+        mount_log("flushing the images at unmount: %s", ekv_strerror(err));
+        rc = EXIT_IO;
+    }
+    images_close(&fs.im);
+    fs.store = NULL;
+out_fuse:
+    if (f)
+        fuse_destroy(f);
+out_args:
+    fuse_opt_free_args(&args);
+    return rc;
 }

@@ -1,0 +1,116 @@
+# Error paths shared by the subcommands: a clear one-line message on
+# stderr and the documented exit code for a missing image, a file that is
+# not an image, a wrong size, mismatched geometry, a locked image, the
+# same image twice; --help, --version and usage errors.
+. "$(dirname "$0")/lib.sh"
+
+"$EKV" format --blocks 16 good.img good2.img >/dev/null || fail "format"
+printf v | "$EKV" put good.img good2.img k || fail "put"
+"$EKV" format --blocks 32 other.img >/dev/null || fail "format"
+echo "just some text, not an image" >text.txt
+cp good.img short.img
+truncate -s 3000 short.img
+printf v >v
+
+# cmd_args CMD IMAGE...: the argument list of CMD for these images.
+run_on() { # CMD IMAGES...
+    local cmd=$1
+    shift
+    case $cmd in
+    ls) ekv ls "$@" ;;
+    get) ekv get "$@" k ;;
+    put) ekv_in v put "$@" k ;;
+    rm) ekv rm "$@" k ;;
+    esac
+}
+
+for cmd in ls get put rm; do
+    run_on "$cmd" missing.img
+    expect_rc 5 "$cmd: a missing image"
+    expect_err_has "^embedkvfs: missing.img: no such file or directory$" \
+        "$cmd: says the image is missing (not 'no such key')"
+    expect_err_one_line "$cmd: missing image"
+
+    run_on "$cmd" text.txt
+    expect_rc 4 "$cmd: not an image"
+    expect_err_has "^embedkvfs: text.txt: not an embedkv image: no storage header" \
+        "$cmd: says it is not an image"
+    expect_err_one_line "$cmd: not an image"
+
+    run_on "$cmd" short.img
+    expect_rc 4 "$cmd: wrong size"
+    expect_err_has "short.img: .*file is 3000 bytes but its header says 16 blocks of 256 bytes" \
+        "$cmd: says the sizes"
+    expect_err_one_line "$cmd: wrong size"
+
+    run_on "$cmd" good.img ./good.img
+    expect_rc 2 "$cmd: the same image twice"
+    expect_err_has "same image as good.img" "$cmd: says so"
+
+    hold_lock good.img
+    run_on "$cmd" good.img
+    expect_rc 5 "$cmd: an image locked by a writer"
+    expect_err_has "^embedkvfs: good.img: image is locked by another process" \
+        "$cmd: says locked"
+    expect_err_one_line "$cmd: locked"
+    release_lock
+
+    hold_lock good2.img -s
+    run_on "$cmd" good.img good2.img
+    case $cmd in
+    ls | get) expect_rc 0 "$cmd: readers share a lock with another reader" ;;
+    put | rm) expect_rc 5 "$cmd: a writer waits for no reader" ;;
+    esac
+    release_lock
+done
+
+# Mismatched geometry: writers refuse, readers warn and use the good one.
+ekv_in v put good.img other.img k
+expect_rc 4 "put: replicas of different geometry"
+expect_err_has "^embedkvfs: other.img: geometry 256 x 32 differs from good.img \(256 x 16\)$" \
+    "says both geometries"
+ekv rm good.img other.img k
+expect_rc 4 "rm: replicas of different geometry"
+ekv get good.img other.img k
+expect_rc 0 "get: the replica of the wrong geometry is dropped"
+expect_err_has "warning: other.img: geometry 256 x 32 differs from good.img \(256 x 16\); replica dropped" \
+    "warns once"
+expect_err_one_line "geometry warning"
+
+# A missing key, with nothing on stdout.
+ekv get good.img nokey
+expect_rc 3 "missing key"
+expect_no_out "nothing on stdout"
+expect_err_has "^embedkvfs get: nokey: no such key$" "one line"
+
+# The top level.
+ekv
+expect_rc 2 "no command"
+expect_err_has "^usage: embedkvfs COMMAND" "usage on stderr"
+ekv frobnicate
+expect_rc 2 "unknown command"
+ekv --help
+expect_rc 0 "--help"
+for cmd in format ls get put rm check repair dump; do
+    expect_out_has "^  embedkvfs $cmd " "--help lists $cmd"
+done
+ekv --version
+expect_rc 0 "--version"
+expect_out_has "^embedkvfs [0-9]+\.[0-9]+\.[0-9]+ \(libembedkv .*format 1\.0\)$" \
+    "--version"
+for cmd in format ls get put rm check repair dump; do
+    ekv "$cmd" --help
+    expect_rc 0 "$cmd --help"
+    expect_out_has "^usage: embedkvfs $cmd" "$cmd --help starts with its usage"
+    ekv "$cmd" -h
+    expect_rc 0 "$cmd -h"
+    ekv "$cmd" --no-such-option x
+    case $cmd in
+    check) expect_rc 16 "check: usage error is 16" ;;
+    *) expect_rc 2 "$cmd: usage error is 2" ;;
+    esac
+    expect_err_has "bad option '--no-such-option'" "$cmd names the bad option"
+    expect_err_one_line "$cmd bad option"
+done
+
+done_ok
