@@ -208,7 +208,12 @@ static int read_value(ekv_store *s, const key_arg *k, uint8_t **out,
     }
 }
 
-int cmd_get(int argc, char **argv)
+/* What get and rm share: parse "[-e | -x] IMAGE... KEY", open the images
+ * with flags and resolve the key. Returns -1 with *k and *im ready (the
+ * caller releases both), or an exit code with nothing left open. */
+static int open_key_command(int argc, char **argv, const char *cmd,
+                            const char *help, unsigned flags, key_arg *k,
+                            images *im)
 {
     static const struct option opts[] = {
         {"escaped", no_argument, NULL, 'e'},
@@ -223,37 +228,49 @@ int cmd_get(int argc, char **argv)
         if (key_form_opt(c, &form, &forms))
             continue;
         if (c == 'h') {
-            fputs(get_help, stdout);
+            fputs(help, stdout);
             return EXIT_OK;
         }
-        return bad_option("get", EXIT_USAGE, argv, optopt);
+        return bad_option(cmd, EXIT_USAGE, argv, optopt);
     }
     int npos;
     char **pos = positionals(argc, argv, &npos);
     if (forms > 1)
-        return usage_error("get", EXIT_USAGE, "-e and -x exclude each other");
+        return usage_error(cmd, EXIT_USAGE, "-e and -x exclude each other");
     if (npos < 2)
-        return usage_error("get", EXIT_USAGE, "need IMAGE... KEY");
+        return usage_error(cmd, EXIT_USAGE, "need IMAGE... KEY");
 
-    key_arg k;
-    int err = key_arg_parse(pos[npos - 1], form, &k);
+    int err = key_arg_parse(pos[npos - 1], form, k);
     if (err) {
-        key_arg_free(&k);
+        key_arg_free(k);
         return exit_code_for(err);
     }
-    images im;
-    err = images_open(&im, pos, (unsigned)npos - 1,
-                      IMG_RDONLY | IMG_DEGRADED);
+    err = images_open(im, pos, (unsigned)npos - 1, flags);
     if (err) {
-        key_arg_free(&k);
+        key_arg_free(k);
         return exit_code_for_open(err);
     }
+    err = key_arg_resolve(im->store, k);
+    if (err) {
+        key_error(cmd, im->store, k, err);
+        key_arg_free(k);
+        images_close(im);
+        return exit_code_for(err);
+    }
+    return -1;
+}
+
+int cmd_get(int argc, char **argv)
+{
+    key_arg k;
+    images im;
+    int rc = open_key_command(argc, argv, "get", get_help,
+                              IMG_RDONLY | IMG_DEGRADED, &k, &im);
+    if (rc >= 0)
+        return rc;
     uint8_t *val = NULL;
     size_t len = 0;
-    err = key_arg_resolve(im.store, &k);
-    if (!err)
-        err = read_value(im.store, &k, &val, &len);
-    int rc;
+    int err = read_value(im.store, &k, &val, &len);
     if (err) {
         key_error("get", im.store, &k, err);
         rc = exit_code_for(err);
@@ -452,46 +469,12 @@ static const char rm_help[] =
 
 int cmd_rm(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"escaped", no_argument, NULL, 'e'},
-        {"hex", no_argument, NULL, 'x'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    enum key_form form = KEY_RAW;
-    int forms = 0, c;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "exh", opts, NULL)) != -1) {
-        if (key_form_opt(c, &form, &forms))
-            continue;
-        if (c == 'h') {
-            fputs(rm_help, stdout);
-            return EXIT_OK;
-        }
-        return bad_option("rm", EXIT_USAGE, argv, optopt);
-    }
-    int npos;
-    char **pos = positionals(argc, argv, &npos);
-    if (forms > 1)
-        return usage_error("rm", EXIT_USAGE, "-e and -x exclude each other");
-    if (npos < 2)
-        return usage_error("rm", EXIT_USAGE, "need IMAGE... KEY");
-
     key_arg k;
-    int err = key_arg_parse(pos[npos - 1], form, &k);
-    if (err) {
-        key_arg_free(&k);
-        return exit_code_for(err);
-    }
     images im;
-    err = images_open(&im, pos, (unsigned)npos - 1, 0);
-    if (err) {
-        key_arg_free(&k);
-        return exit_code_for_open(err);
-    }
-    err = key_arg_resolve(im.store, &k);
-    if (!err)
-        err = ekv_delete(im.store, k.bytes, k.len);
+    int rc = open_key_command(argc, argv, "rm", rm_help, 0, &k, &im);
+    if (rc >= 0)
+        return rc;
+    int err = ekv_delete(im.store, k.bytes, k.len);
     if (err)
         key_error("rm", im.store, &k, err);
     key_arg_free(&k);
