@@ -157,7 +157,8 @@ typedef struct ekv_allocator {
 #define EKV_OPEN_RDONLY 0x1u
 /* Degraded open: replicas whose header is unusable (or whose geometry
  * disagrees with the first good one) are dropped instead of failing the
- * open, as long as one replica is good. ekv_replica_status() says which. */
+ * open, as long as one replica is good. ekv_replica_report_get() says
+ * which and why. */
 #define EKV_OPEN_DEGRADED 0x2u
 
 typedef struct ekv_options {
@@ -186,17 +187,16 @@ typedef struct ekv_format_options {
 } ekv_format_options;
 
 /*
- * A bump allocator over caller memory, for builds without malloc: each
- * allocation takes the next aligned bytes; free gives memory back only
- * when it is the newest allocation (which is how a store releases its
- * memory on close). ekv_store_memory() tells how much an EKV_NO_INDEX
- * store needs.
+ * A stack allocator over caller memory, for builds without malloc: each
+ * allocation takes the next 8-aligned bytes; a free gives memory back when
+ * it is the top of the stack, which is how a store releases everything on
+ * ekv_close (so an arena can be opened and closed any number of times).
+ * ekv_store_memory() tells how much an EKV_NO_INDEX store needs.
  */
 typedef struct ekv_bump {
     uint8_t *mem;
     size_t size;
-    size_t used;
-    size_t last; /* offset of the newest allocation */
+    size_t used; /* bytes taken, alignment included */
 } ekv_bump;
 
 /* Set up *a to allocate from mem[0..size) through *b. */
@@ -341,10 +341,11 @@ int ekv_put_flags(ekv_store *s, const void *key, size_t key_len,
 
 /*
  * ekv_delete - erase every block of the key's records on every replica
- * (descriptor first) and flush.
- * Returns 0, EKV_ENOENT, EKV_EROFS, or the device's error; on error the
- * index keeps whatever copies are still on the devices, so the key may still
- * be readable (and is, after a reopen).
+ * (the chunks along the chain, then the descriptor) and flush.
+ * Returns 0, EKV_ENOENT, EKV_EROFS, or the device's error. On error the
+ * store keeps what may still be on a device: a copy whose erase failed
+ * stays in the index, and get() tells whether it still verifies (an erase
+ * that got half way leaves a record that recovery will remove).
  * Durable on return 0.
  */
 int ekv_delete(ekv_store *s, const void *key, size_t key_len);
@@ -459,7 +460,8 @@ typedef struct ekv_block_info {
 
 /*
  * ekv_block_decode - classify one raw block and decode its fields, without
- * any device. Fields not of the block's type are zero. Always succeeds for
+ * any device. Fields not of the block's type are zero, except next_chunk,
+ * which is EKV_BLOCK_NONE unless the block is a descriptor or chunk. Always succeeds for
  * block_size >= 36 (returns 0); EKV_EINVAL otherwise.
  */
 int ekv_block_decode(const void *buf, uint32_t block_size,

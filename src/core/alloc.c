@@ -43,7 +43,6 @@ static void *bump_alloc(void *ctx, size_t size)
     size_t at = (b->used + 7u) & ~(size_t)7u;
     if (at < b->used || size > b->size || at > b->size - size)
         return NULL;
-    b->last = at;
     b->used = at + size;
     return b->mem + at;
 }
@@ -51,14 +50,13 @@ static void *bump_alloc(void *ctx, size_t size)
 static void bump_free(void *ctx, void *p, size_t size)
 {
     ekv_bump *b = ctx;
-    (void)size;
-    /* Only the newest allocation can be given back; the next older one
-     * becomes unknown, so a later free of it is ignored (memory is then
-     * reclaimed when the whole arena is reset). */
-    if ((uint8_t *)p == b->mem + b->last) {
-        b->used = b->last;
-        b->last = b->size;
-    }
+    size_t at = (size_t)((uint8_t *)p - b->mem);
+    /* Memory comes back in the reverse order it was taken (a store frees
+     * what it allocated last first), so only the top of the stack can be
+     * given back; anything else waits for the arena to be reset. */
+    if (at <= b->used && size <= b->used - at)
+        if (b->used - (at + size) < 8)
+            b->used = at;
 }
 
 void ekv_bump_init(ekv_allocator *a, ekv_bump *b, void *mem, size_t size)
@@ -66,7 +64,6 @@ void ekv_bump_init(ekv_allocator *a, ekv_bump *b, void *mem, size_t size)
     b->mem = mem;
     b->size = size;
     b->used = 0;
-    b->last = size;
     a->alloc = bump_alloc;
     a->free = bump_free;
     a->ctx = b;

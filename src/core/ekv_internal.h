@@ -132,6 +132,11 @@ static inline uint8_t *entry_key(ekv_entry *e, unsigned nrep)
 
 typedef struct ekv_index {
     ekv_entry **slots;
+    /* One byte per slot, in the same allocation after the slots: 0 for an
+     * empty slot, else a tag taken from the entry's hash. Probes read the
+     * tags and look at an entry only when its tag matches, so a lookup
+     * costs about one entry access instead of one per probe. */
+    uint8_t *tags;
     uint32_t cap; /* power of two, or 0 */
     uint32_t count;
     unsigned nrep;
@@ -148,6 +153,9 @@ ekv_entry *index_find(const ekv_index *ix, const void *key, size_t len,
 ekv_entry *index_get_or_add(ekv_index *ix, const void *key, size_t len,
                             uint32_t hash);
 void index_remove(ekv_index *ix, ekv_entry *e);
+/* Size the table for n keys in one step (recovery knows how many it will
+ * add). 0 or EKV_ENOMEM; on failure the index is unchanged. */
+int index_reserve(ekv_index *ix, uint32_t n);
 
 /* ---- freemap.c: free blocks of one replica ------------------------------
  * A bitmap (1 = free) with a summary bitmap of its non-zero words, so that

@@ -3,7 +3,8 @@
  * record. Never stored; recovery rebuilds it from a scan.
  *
  * Memory per key: one entry of 8 + 12 * replicas + key_len bytes, plus one
- * 8-byte table slot at a load factor between 0.4 and 0.8 (10 to 20 bytes).
+ * table slot (an 8-byte pointer and a 1-byte tag) at a load factor between
+ * 0.4 and 0.8 (11.25 to 22.5 bytes).
  */
 #include "ekv_internal.h"
 
@@ -38,6 +39,19 @@ static size_t entry_size(const ekv_index *ix, size_t key_len)
     return sizeof(ekv_entry) + ix->nrep * sizeof(ekv_slot) + key_len;
 }
 
+/* Slots and their tags, in one allocation. */
+static size_t table_bytes(uint32_t cap)
+{
+    return (size_t)cap * (sizeof(ekv_entry *) + 1);
+}
+
+/* Never 0: a zero tag marks an empty slot. */
+static uint8_t tag_of(uint32_t hash)
+{
+    uint8_t t = (uint8_t)(hash >> 24);
+    return t ? t : 1;
+}
+
 void index_free(ekv_index *ix)
 {
     for (uint32_t i = 0; i < ix->cap; i++)
@@ -45,15 +59,16 @@ void index_free(ekv_index *ix)
             mem_free(ix->alloc, ix->slots[i],
                      entry_size(ix, ix->slots[i]->key_len));
     if (ix->slots)
-        mem_free(ix->alloc, ix->slots, ix->cap * sizeof(*ix->slots));
+        mem_free(ix->alloc, ix->slots, table_bytes(ix->cap));
     index_init(ix, ix->nrep, ix->alloc);
 }
 
 static bool entry_is(const ekv_index *ix, ekv_entry *e, const void *key,
                      size_t len, uint32_t hash)
 {
+    /* An empty key may come as NULL: memcmp must not see it. */
     return e->hash == hash && e->key_len == len &&
-           memcmp(entry_key(e, ix->nrep), key, len) == 0;
+           (len == 0 || memcmp(entry_key(e, ix->nrep), key, len) == 0);
 }
 
 ekv_entry *index_find(const ekv_index *ix, const void *key, size_t len,
@@ -61,14 +76,43 @@ ekv_entry *index_find(const ekv_index *ix, const void *key, size_t len,
 {
     if (!ix->cap)
         return NULL;
+    const uint8_t tag = tag_of(hash);
     uint32_t mask = ix->cap - 1;
     for (uint32_t i = hash & mask;; i = (i + 1) & mask) {
+        uint8_t t = ix->tags[i];
+        if (!t)
+            return NULL;
+        if (t == tag && entry_is(ix, ix->slots[i], key, len, hash))
+            return ix->slots[i];
+    }
+}
+
+static int index_resize(ekv_index *ix, uint32_t ncap)
+{
+    if (ncap <= ix->cap || table_bytes(ncap) / ncap != sizeof(ekv_entry *) + 1)
+        return EKV_ENOMEM;
+    ekv_entry **ns = mem_alloc(ix->alloc, table_bytes(ncap));
+    if (!ns)
+        return EKV_ENOMEM;
+    memset(ns, 0, table_bytes(ncap));
+    uint8_t *nt = (uint8_t *)(ns + ncap);
+    for (uint32_t i = 0; i < ix->cap; i++) {
         ekv_entry *e = ix->slots[i];
         if (!e)
-            return NULL;
-        if (entry_is(ix, e, key, len, hash))
-            return e;
+            continue;
+        uint32_t j = e->hash & (ncap - 1);
+        while (nt[j])
+            j = (j + 1) & (ncap - 1);
+        ns[j] = e;
+        nt[j] = ix->tags[i];
     }
+    if (ix->slots)
+        mem_free(ix->alloc, ix->slots, table_bytes(ix->cap));
+    ix->bytes += table_bytes(ncap) - table_bytes(ix->cap);
+    ix->slots = ns;
+    ix->tags = nt;
+    ix->cap = ncap;
+    return 0;
 }
 
 static int index_grow(ekv_index *ix)
@@ -76,25 +120,17 @@ static int index_grow(ekv_index *ix)
     uint32_t ncap = ix->cap ? ix->cap * 2 : MIN_CAP;
     if (ncap < ix->cap)
         return EKV_ENOMEM;
-    ekv_entry **ns = mem_alloc(ix->alloc, ncap * sizeof(*ns));
-    if (!ns)
+    return index_resize(ix, ncap);
+}
+
+int index_reserve(ekv_index *ix, uint32_t n)
+{
+    uint64_t cap = ix->cap ? ix->cap : MIN_CAP;
+    while ((uint64_t)n * 5 > cap * 4)
+        cap *= 2;
+    if (cap > 0x80000000u)
         return EKV_ENOMEM;
-    memset(ns, 0, ncap * sizeof(*ns));
-    for (uint32_t i = 0; i < ix->cap; i++) {
-        ekv_entry *e = ix->slots[i];
-        if (!e)
-            continue;
-        uint32_t j = e->hash & (ncap - 1);
-        while (ns[j])
-            j = (j + 1) & (ncap - 1);
-        ns[j] = e;
-    }
-    if (ix->slots)
-        mem_free(ix->alloc, ix->slots, ix->cap * sizeof(*ix->slots));
-    ix->bytes += (size_t)(ncap - ix->cap) * sizeof(*ns);
-    ix->slots = ns;
-    ix->cap = ncap;
-    return 0;
+    return cap > ix->cap ? index_resize(ix, (uint32_t)cap) : 0;
 }
 
 ekv_entry *index_get_or_add(ekv_index *ix, const void *key, size_t len,
@@ -121,9 +157,10 @@ ekv_entry *index_get_or_add(ekv_index *ix, const void *key, size_t len,
         memcpy(entry_key(e, ix->nrep), key, len);
     uint32_t mask = ix->cap - 1;
     uint32_t i = hash & mask;
-    while (ix->slots[i])
+    while (ix->tags[i])
         i = (i + 1) & mask;
     ix->slots[i] = e;
+    ix->tags[i] = tag_of(hash);
     ix->count++;
     ix->bytes += entry_size(ix, len);
     return e;
@@ -138,7 +175,7 @@ void index_remove(ekv_index *ix, ekv_entry *e)
     /* Backward-shift deletion keeps every probe chain unbroken without
      * tombstones. */
     uint32_t hole = i;
-    for (uint32_t j = (i + 1) & mask; ix->slots[j]; j = (j + 1) & mask) {
+    for (uint32_t j = (i + 1) & mask; ix->tags[j]; j = (j + 1) & mask) {
         uint32_t home = ix->slots[j]->hash & mask;
         /* Move j into the hole unless its home lies cyclically in
          * (hole, j]. */
@@ -146,10 +183,12 @@ void index_remove(ekv_index *ix, ekv_entry *e)
                                : (home > hole || home <= j);
         if (!stays) {
             ix->slots[hole] = ix->slots[j];
+            ix->tags[hole] = ix->tags[j];
             hole = j;
         }
     }
     ix->slots[hole] = NULL;
+    ix->tags[hole] = 0;
     ix->count--;
     ix->bytes -= entry_size(ix, e->key_len);
     mem_free(ix->alloc, e, entry_size(ix, e->key_len));

@@ -31,6 +31,7 @@ typedef struct desc_meta {
     uint32_t key_off, hash;
     uint16_t key_len;
     uint8_t complete;
+    ekv_entry *e; /* its key's entry, once complete (entries never move) */
 } desc_meta;
 
 typedef struct scan_tmp {
@@ -65,7 +66,9 @@ static int add_desc(ekv_store *s, scan_tmp *t, uint32_t b, const uint8_t *buf)
         t->desc = n;
         t->desc_cap = ncap;
     }
-    if (t->keys_len + klen > t->keys_cap) {
+    /* Allocated even for an empty first key: NULL + 0 and memcpy from
+     * NULL are undefined behaviour. */
+    if (!t->keys || t->keys_len + klen > t->keys_cap) {
         size_t ncap = t->keys_cap ? t->keys_cap * 2 : 4096;
         while (ncap < t->keys_len + klen)
             ncap *= 2;
@@ -156,6 +159,7 @@ int mode_recover(ekv_store *s, unsigned r)
 
     for (uint32_t b = 1; b < s->bc; b++) {
         uint8_t *buf = s->rbuf;
+        /* dev_read() reads a failed or doubtful block twice. */
         if (dev_read(s, r, b, buf) != 0) {
             t.kind[b] = K_UNREADABLE;
             rep->unreadable_blocks++;
@@ -192,15 +196,25 @@ int mode_recover(ekv_store *s, unsigned r)
         }
     }
 
-    /* Verify records; the newest complete one of each key wins (on a tie
-     * the lower block, which the scan met first). */
+    /* Verify records, then size the index once for what is complete (not
+     * by doubling as keys arrive); if that fails, growing as it goes may
+     * still work. */
+    uint32_t ncomplete = 0;
     for (uint32_t i = 0; i < t.ndesc; i++) {
         desc_meta *d = &t.desc[i];
-        if (!chain_complete(s, &t, d)) {
+        d->complete = chain_complete(s, &t, d);
+        if (d->complete)
+            ncomplete++;
+        else
             rep->incomplete_records++;
+    }
+    (void)index_reserve(&s->index, s->index.count + ncomplete);
+    /* The newest complete record of each key wins (on a tie the lower
+     * block, which the scan met first). */
+    for (uint32_t i = 0; i < t.ndesc; i++) {
+        desc_meta *d = &t.desc[i];
+        if (!d->complete)
             continue;
-        }
-        d->complete = 1;
         rep->complete_records++;
         ekv_entry *e = index_get_or_add(&s->index, t.keys + d->key_off,
                                         d->key_len, d->hash);
@@ -208,6 +222,7 @@ int mode_recover(ekv_store *s, unsigned r)
             err = EKV_ENOMEM;
             goto out;
         }
+        d->e = e;
         ekv_slot *sl = &e->rep[r];
         if (sl->desc == EKV_BLOCK_NONE || d->gen > sl->gen) {
             if (sl->desc != EKV_BLOCK_NONE)
@@ -223,11 +238,7 @@ int mode_recover(ekv_store *s, unsigned r)
     }
     for (uint32_t i = 0; i < t.ndesc; i++) {
         desc_meta *d = &t.desc[i];
-        if (!d->complete)
-            continue;
-        ekv_entry *e = index_find(&s->index, t.keys + d->key_off, d->key_len,
-                                  d->hash);
-        if (e && e->rep[r].desc == d->block)
+        if (d->complete && d->e->rep[r].desc == d->block)
             mark_kept(s, &t, d);
     }
 
@@ -371,13 +382,12 @@ static int revive_replica(ekv_store *s, unsigned r)
      * emptied before the header is written: a crash in between leaves the
      * header invalid and the replica still dropped, never a replica whose
      * stale records recovery would believe. */
+    /* Every block is written, even one that reads free: after a failed
+     * flush (a failed earlier revive) the device may hold what the reads
+     * no longer show. */
     int err = 0;
-    for (uint32_t b = 1; b < s->bc && !err; b++) {
-        uint8_t *buf = s->rbuf;
-        if (dev_read(s, r, b, buf) == 0 && (buf[0] == 0x00 || buf[0] == 0xff))
-            continue; /* free already */
+    for (uint32_t b = 1; b < s->bc && !err; b++)
         err = dev_write(s, r, b, s->ebuf);
-    }
     if (!err)
         err = dev_flush(s, r);
     if (err)
@@ -459,7 +469,7 @@ int ekv_repair(ekv_store *s, uint32_t *copied)
         unsigned order[EKV_MAX_REPLICAS];
         unsigned n = copies_in_order(s, e, order);
         /* The best copy that verifies is the source. */
-        int src = -1;
+        int src = -1, ioerr = 0;
         for (unsigned k = 0; k < n && src < 0; k++) {
             ekv_slot *sl = &e->rep[order[k]];
             if (sl->size > vcap || !val) {
@@ -470,9 +480,16 @@ int ekv_repair(ekv_store *s, uint32_t *copied)
                 if (!val)
                     return EKV_ENOMEM;
             }
-            if (read_record(s, order[k], sl, key, e->key_len, val) == 0)
+            int rc = read_record(s, order[k], sl, key, e->key_len, val);
+            if (rc == 0)
                 src = (int)order[k];
+            else if (rc != EKV_ECORRUPT && !ioerr)
+                ioerr = rc;
         }
+        /* No copy verifies. One that could not be read may be sound, so
+         * the replicas are not known to agree: say so. */
+        if (src < 0 && ioerr && !first_err)
+            first_err = ioerr;
         if (src < 0)
             continue; /* nothing sound to copy from */
         ekv_slot best = e->rep[src];

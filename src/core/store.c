@@ -28,9 +28,34 @@ static int io_result(ekv_store *s, int err)
     return err < 0 ? err : EKV_EIO;
 }
 
+/* Whether a block read looks like what a write or an erase leaves: a
+ * known type with a right CRC, or uniformly 0x00 or 0xFF. */
+static bool read_plausible(const uint8_t *p, uint32_t bs)
+{
+    if (p[0] == EKV_TYPE_DESCRIPTOR || p[0] == EKV_TYPE_CHUNK ||
+        p[0] == EKV_TYPE_HEADER)
+        return block_crc_ok(p, bs);
+    if (p[0] != 0x00 && p[0] != 0xff)
+        return false;
+    for (uint32_t i = 1; i < bs; i++)
+        if (p[i] != p[0])
+            return false;
+    return true;
+}
+
+/* Every read is judged: recovery erases, and the scanning mode allocates
+ * and drops keys, on what it says. So a failed read, or one that is
+ * neither a valid block nor an erased one (torn, or a bit flipped on the
+ * way), is read once more before it is believed: a transient error or flip
+ * then costs one read instead of a record. */
 int dev_read(ekv_store *s, unsigned r, uint32_t b, void *buf)
 {
     ekv_device *d = s->rep[r].dev;
+    int err = d->read(d, b, buf);
+    if (!err && read_plausible(buf, s->bs))
+        return 0;
+    if (err)
+        s->io_errors++;
     return io_result(s, d->read(d, b, buf));
 }
 
@@ -346,12 +371,18 @@ int erase_chain(ekv_store *s, unsigned r, uint32_t desc, uint32_t count)
         next = after;
     }
     int rc = dev_write(s, r, desc, s->ebuf);
-    if (rc == 0)
-        mode_release_block(s, r, desc);
-    else if (!err)
+    if (rc && !err)
         err = rc;
-    rc = dev_flush(s, r);
-    return err ? err : rc;
+    int frc = dev_flush(s, r);
+    /* The descriptor block goes back to the free pool only once the whole
+     * record is known erased. After a failure the caller may keep pointing
+     * at it (a failed delete keeps its index slot): had the block been
+     * reused by another key meanwhile, a retried erase would destroy that
+     * key. (Chunks are safe to release early: the walk above only erases
+     * blocks that still name this descriptor as their owner.) */
+    if (!err && !frc)
+        mode_release_block(s, r, desc);
+    return err ? err : frc;
 }
 
 int write_everywhere(ekv_store *s, uint32_t mask, uint32_t count,
@@ -452,10 +483,14 @@ int ekv_put_flags(ekv_store *s, const void *key_, size_t key_len,
     for (unsigned r = 0; r < s->n; r++) {
         if (!(mask & (1u << r)))
             continue;
-        if (old[r].desc != EKV_BLOCK_NONE)
-            (void)erase_chain(s, r, old[r].desc,
-                              (uint32_t)record_blocks(s->bs, key_len,
-                                                      old[r].size));
+        /* A record left behind here would come back once a delete has
+         * erased the newer one: after a failed erase, try once more (a
+         * transient error is the common case; the chain walk skips what
+         * is already erased). */
+        uint32_t oldn = (uint32_t)record_blocks(s->bs, key_len, old[r].size);
+        if (old[r].desc != EKV_BLOCK_NONE &&
+            erase_chain(s, r, old[r].desc, oldn) != 0)
+            (void)erase_chain(s, r, old[r].desc, oldn);
         e->rep[r].desc = desc[r];
         e->rep[r].gen = gen + 1;
         e->rep[r].size = (uint32_t)val_len;
@@ -485,14 +520,20 @@ int ekv_delete(ekv_store *s, const void *key, size_t key_len)
         ekv_slot *sl = &e->rep[r];
         if (sl->desc == EKV_BLOCK_NONE)
             continue;
-        int rc = erase_chain(s, r, sl->desc,
-                             (uint32_t)record_blocks(s->bs, key_len,
-                                                     sl->size));
+        uint32_t n = (uint32_t)record_blocks(s->bs, key_len, sl->size);
+        int rc = erase_chain(s, r, sl->desc, n);
+        /* Once more after a failure, as put does: a flush error may have
+         * dropped the erasures the cache still shows, and the descriptor
+         * written again reaches the device with the next flush. */
+        if (rc)
+            rc = erase_chain(s, r, sl->desc, n);
         if (rc && !err)
             err = rc;
-        /* A failed erase may have left the record whole or broken: only
-         * a read can tell, so keep the slot and let get() judge. */
-        if (!rc)
+        /* A failed erase may have left the record whole or broken: a
+         * read tells. A copy that no longer verifies is gone for every
+         * reader, so it leaves the index (get would call it corrupt);
+         * one that still reads whole, or cannot be read, stays. */
+        if (!rc || read_record(s, r, sl, key, key_len, NULL) == EKV_ECORRUPT)
             sl->desc = EKV_BLOCK_NONE;
     }
     mode_forget(s, e);
@@ -511,10 +552,18 @@ static int read_header(ekv_store *s, unsigned r, uint8_t *buf)
         return EKV_EDOM;
     if (s->bs && (d->block_size != s->bs || d->block_count != s->bc))
         return EKV_EDOM;
-    int err = io_result(s, d->read(d, 0, buf));
-    if (!err)
-        err = header_validate(buf, d->block_size, d->block_size,
-                              d->block_count);
+    /* A replica dropped here misses every write until a repair, and its
+     * stale records come back when it is next opened: a failed or
+     * invalid header read is tried once more before that happens. */
+    int err = 0;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        err = io_result(s, d->read(d, 0, buf));
+        if (!err)
+            err = header_validate(buf, d->block_size, d->block_size,
+                                  d->block_count);
+        if (!err)
+            break;
+    }
     if (!err) {
         rep->version_major = get_le16(buf + HDR_VMAJOR);
         rep->version_minor = get_le16(buf + HDR_VMINOR);

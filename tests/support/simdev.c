@@ -13,19 +13,85 @@ static uint64_t rnd(uint64_t *s)
     return z ^ (z >> 31);
 }
 
-static void do_cut(simdev *s)
+static uint8_t *blk(uint8_t *img, const simdev *s, uint32_t b)
 {
-    /* Decide which unflushed writes persisted. */
+    return img + (size_t)b * s->bs;
+}
+
+/* Settle the unflushed writes by the loss model and forget them. */
+static void settle_pending(simdev *s)
+{
     for (uint32_t b = 0; b < s->bc; b++) {
         if (!s->pending[b])
             continue;
-        int keep = s->lose == SIM_LOSE_NONE || (rnd(&s->seed) & 1u);
+        int keep = s->lose == SIM_LOSE_NONE ||
+                   (s->lose == SIM_LOSE_SUBSET && (rnd(&s->seed) & 1u));
         if (keep)
-            memcpy(s->durable + (size_t)b * s->bs,
-                   s->cache + (size_t)b * s->bs, s->bs);
+            memcpy(blk(s->durable, s, b), blk(s->cache, s, b), s->bs);
         s->pending[b] = 0;
     }
+}
+
+static void do_cut(simdev *s)
+{
+    if (s->cut)
+        return;
+    settle_pending(s);
     s->cut = 1;
+}
+
+int sim_is_cut(const simdev *s)
+{
+    return s->cut;
+}
+
+static int is_uniform(const uint8_t *p, uint32_t n)
+{
+    for (uint32_t i = 1; i < n; i++)
+        if (p[i] != p[0])
+            return 0;
+    return 1;
+}
+
+/* Leave block `block` of the durable image as an interrupted write of buf
+ * leaves it. */
+static void tear_block(simdev *s, uint32_t block, const uint8_t *buf)
+{
+    uint8_t *dur = blk(s->durable, s, block);
+    uint32_t n = s->tear_bytes < s->bs ? s->tear_bytes : s->bs;
+    switch (s->tear) {
+    case SIM_TEAR_NONE:
+        break;
+    case SIM_TEAR_PREFIX:
+        memcpy(dur, buf, n);
+        break;
+    case SIM_TEAR_SUFFIX:
+        memcpy(dur + n, buf + n, s->bs - n);
+        break;
+    case SIM_TEAR_RANDOM:
+        for (uint32_t i = 0; i < s->bs; i++)
+            dur[i] = (uint8_t)rnd(&s->seed);
+        break;
+    case SIM_TEAR_PARTIAL_ERASE:
+        if (is_uniform(buf, s->bs))
+            memset(dur + (s->bs - n), buf[0], n);
+        else
+            memcpy(dur, buf, n);
+        break;
+    case SIM_TEAR_ERASE_HEAD:
+        if (is_uniform(buf, s->bs))
+            memset(dur, buf[0], n);
+        else
+            memcpy(dur + n, buf + n, s->bs - n);
+        break;
+    }
+}
+
+/* Whether operation number `op` falls in the failing window that starts
+ * at `at`. */
+static int failing(uint64_t op, uint64_t at, uint32_t count)
+{
+    return at && op >= at && op - at < (count ? count : 1);
 }
 
 static int sim_read(ekv_device *d, uint32_t block, void *buf)
@@ -34,13 +100,17 @@ static int sim_read(ekv_device *d, uint32_t block, void *buf)
     s->reads++;
     if (s->cut || block >= s->bc)
         return EKV_EIO;
-    if (s->fail_read_at && s->reads == s->fail_read_at)
+    if (failing(s->reads, s->fail_read_at, s->fail_count))
         return EKV_EIO;
     if (block == s->bad_block)
         return EKV_EIO;
-    memcpy(buf, s->cache + (size_t)block * s->bs, s->bs);
+    memcpy(buf, blk(s->cache, s, block), s->bs);
     if (block == s->flip_block) {
         uint32_t bit = s->flip_bit % (8 * s->bs);
+        ((uint8_t *)buf)[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+    }
+    if (s->flip_read_at && s->reads == s->flip_read_at) {
+        uint32_t bit = (uint32_t)(rnd(&s->seed) % (8u * s->bs));
         ((uint8_t *)buf)[bit / 8] ^= (uint8_t)(1u << (bit % 8));
     }
     return 0;
@@ -52,42 +122,40 @@ static int sim_write(ekv_device *d, uint32_t block, const void *buf)
     s->writes++;
     if (s->cut || block >= s->bc)
         return EKV_EIO;
-    if (s->fail_write_at && s->writes == s->fail_write_at)
+    int cut_now;
+    if (s->group) {
+        simgroup *g = s->group;
+        g->writes++;
+        cut_now = g->cut_at && g->writes == g->cut_at;
+    } else {
+        cut_now = s->cut_at && s->writes == s->cut_at;
+    }
+    if (cut_now) {
+        /* The power goes during this write: settle everyone's pending
+         * writes first, then tear this block over what persisted. */
+        if (s->group) {
+            s->group->cut = 1;
+            for (unsigned i = 0; i < s->group->n; i++)
+                do_cut(s->group->member[i]);
+        } else {
+            do_cut(s);
+        }
+        tear_block(s, block, buf);
         return EKV_EIO;
-    uint8_t *dst = s->cache + (size_t)block * s->bs;
-    if (s->cut_at && s->writes == s->cut_at) {
-        /* The torn write lands in durable storage directly. */
-        uint8_t *dur = s->durable + (size_t)block * s->bs;
-        do_cut(s);
-        switch (s->tear) {
-        case SIM_TEAR_NONE:
-            break;
-        case SIM_TEAR_PREFIX: {
-            uint32_t n = s->tear_bytes < s->bs ? s->tear_bytes : s->bs;
-            memcpy(dur, buf, n);
-            break;
-        }
-        case SIM_TEAR_RANDOM:
+    }
+    if (failing(s->writes, s->fail_write_at, s->fail_count)) {
+        if (s->fail_write_tears) {
+            /* A failed program leaves the cell content undefined, in
+             * cache and flash alike. */
+            uint8_t *c = blk(s->cache, s, block);
             for (uint32_t i = 0; i < s->bs; i++)
-                dur[i] = (uint8_t)rnd(&s->seed);
-            break;
-        case SIM_TEAR_PARTIAL_ERASE: {
-            /* An erase (uniform fill) applied to part of the block. */
-            const uint8_t *src = buf;
-            int uniform = 1;
-            for (uint32_t i = 1; i < s->bs && uniform; i++)
-                uniform = src[i] == src[0];
-            uint32_t n = s->tear_bytes < s->bs ? s->tear_bytes : s->bs;
-            if (uniform)
-                memset(dur + (s->bs - n), src[0], n);
-            else
-                memcpy(dur, buf, n);
-            break;
-        }
+                c[i] = (uint8_t)rnd(&s->seed);
+            memcpy(blk(s->durable, s, block), c, s->bs);
+            s->pending[block] = 0;
         }
         return EKV_EIO;
     }
-    memcpy(dst, buf, s->bs);
+    memcpy(blk(s->cache, s, block), buf, s->bs);
     s->pending[block] = 1;
     return 0;
 }
@@ -98,12 +166,14 @@ static int sim_flush(ekv_device *d)
     s->flushes++;
     if (s->cut)
         return EKV_EIO;
-    if (s->fail_flush_at && s->flushes == s->fail_flush_at)
+    if (failing(s->flushes, s->fail_flush_at, s->fail_count)) {
+        if (s->flush_fail_drops)
+            settle_pending(s);
         return EKV_EIO;
+    }
     for (uint32_t b = 0; b < s->bc; b++)
         if (s->pending[b]) {
-            memcpy(s->durable + (size_t)b * s->bs,
-                   s->cache + (size_t)b * s->bs, s->bs);
+            memcpy(blk(s->durable, s, b), blk(s->cache, s, b), s->bs);
             s->pending[b] = 0;
         }
     return 0;
@@ -118,8 +188,13 @@ void sim_reset_faults(simdev *s)
     s->tear_bytes = 0;
     s->lose = SIM_LOSE_NONE;
     s->fail_read_at = s->fail_write_at = s->fail_flush_at = 0;
+    s->fail_count = 0;
+    s->fail_write_tears = 0;
+    s->flush_fail_drops = 0;
     s->bad_block = EKV_BLOCK_NONE;
     s->flip_block = EKV_BLOCK_NONE;
+    s->flip_bit = 0;
+    s->flip_read_at = 0;
     s->dev.write = s->readonly ? NULL : sim_write;
 }
 
@@ -161,12 +236,20 @@ simdev *sim_from(const void *img, uint32_t bs, uint32_t bc)
 
 void sim_powercycle(simdev *s)
 {
-    if (!s->cut)
-        do_cut(s);
+    do_cut(s);
     memcpy(s->cache, s->durable, (size_t)s->bs * s->bc);
     memset(s->pending, 0, s->bc);
     s->cut = 0;
     s->cut_at = 0;
+}
+
+void sim_poke(simdev *s, uint32_t block, const void *buf)
+{
+    if (block >= s->bc)
+        return;
+    memcpy(blk(s->cache, s, block), buf, s->bs);
+    memcpy(blk(s->durable, s, block), buf, s->bs);
+    s->pending[block] = 0;
 }
 
 void sim_free(simdev *s)
@@ -177,4 +260,30 @@ void sim_free(simdev *s)
     free(s->durable);
     free(s->pending);
     free(s);
+}
+
+void sim_group_add(simgroup *g, simdev *s)
+{
+    if (g->n < SIM_GROUP_MAX) {
+        g->member[g->n++] = s;
+        s->group = g;
+    }
+}
+
+void sim_group_reset(simgroup *g)
+{
+    g->writes = 0;
+    g->cut_at = 0;
+    g->cut = 0;
+}
+
+void sim_group_powercycle(simgroup *g)
+{
+    /* Everyone loses power at the same instant, then comes back. */
+    for (unsigned i = 0; i < g->n; i++)
+        do_cut(g->member[i]);
+    for (unsigned i = 0; i < g->n; i++)
+        sim_powercycle(g->member[i]);
+    g->cut = 0;
+    g->cut_at = 0;
 }

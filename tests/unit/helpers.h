@@ -54,6 +54,112 @@ static inline const char *get_s(ekv_store *s, const char *k)
     return buf;
 }
 
+/* ---- the image of a simulated device ---------------------------------- */
+
+/* Block b of the visible image. */
+static inline uint8_t *sim_block(simdev *sd, uint32_t b)
+{
+    return sd->cache + (size_t)b * sd->bs;
+}
+
+/* Whether block b is filled with byte v. */
+static inline int block_is_filled(simdev *sd, uint32_t b, uint8_t v)
+{
+    const uint8_t *p = sim_block(sd, b);
+    for (uint32_t i = 0; i < sd->bs; i++)
+        if (p[i] != v)
+            return 0;
+    return 1;
+}
+
+/* A copy of the visible image, to compare with later (free() it). */
+static inline uint8_t *sim_snapshot(simdev *sd)
+{
+    uint8_t *p = malloc((size_t)sd->bs * sd->bc);
+    ck_assert_ptr_nonnull(p);
+    memcpy(p, sd->cache, (size_t)sd->bs * sd->bc);
+    return p;
+}
+
+/* ---- blocks crafted by hand, CRC sealed ----------------------------------
+ * For images no correct writer produces: recovery tests break one field at
+ * a time. payload may be NULL (zero bytes). */
+static inline void craft_desc(uint8_t *blk, uint32_t bs, const void *key,
+                              uint16_t klen, uint32_t gen, uint32_t total,
+                              uint32_t first, uint32_t count, uint32_t next,
+                              const void *payload)
+{
+    memset(blk, 0, bs);
+    blk[0] = EKV_TYPE_DESCRIPTOR;
+    blk[DESC_HEADER_SIZE] = EKV_DESCRIPTOR_HEADER_SIZE;
+    put_le16(blk + DESC_KEY_SIZE, klen);
+    put_le32(blk + DESC_GENERATION, gen);
+    put_le32(blk + DESC_TOTAL_SIZE, total);
+    put_le32(blk + DESC_FIRST_SIZE, first);
+    put_le32(blk + DESC_CHUNK_COUNT, count);
+    put_le32(blk + DESC_NEXT, next);
+    if (klen && 32u + klen <= bs - 4u)
+        memcpy(blk + EKV_DESCRIPTOR_HEADER_SIZE, key, klen);
+    if (payload && first && 32u + klen + first <= bs - 4u)
+        memcpy(blk + EKV_DESCRIPTOR_HEADER_SIZE + klen, payload, first);
+    block_seal(blk, bs);
+}
+
+static inline void craft_chunk(uint8_t *blk, uint32_t bs, uint32_t owner,
+                               uint32_t index, uint32_t size, uint32_t next,
+                               const void *payload)
+{
+    memset(blk, 0, bs);
+    blk[0] = EKV_TYPE_CHUNK;
+    blk[CHUNK_HEADER_SIZE] = EKV_CHUNK_HEADER_SIZE;
+    put_le32(blk + CHUNK_OWNER, owner);
+    put_le32(blk + CHUNK_INDEX, index);
+    put_le32(blk + CHUNK_PAYLOAD_SIZE, size);
+    put_le32(blk + CHUNK_NEXT, next);
+    if (payload && size && 20u + size <= bs - 4u)
+        memcpy(blk + EKV_CHUNK_HEADER_SIZE, payload, size);
+    block_seal(blk, bs);
+}
+
+/* ck_assert() reports every passing check to the runner through a pipe in
+ * fork mode; in loops of millions of checks use this, which only calls
+ * into check when the condition fails. */
+#define require(expr)                                                     \
+    do {                                                                  \
+        if (!(expr))                                                      \
+            ck_assert_msg(0, "requirement failed: %s", #expr);           \
+    } while (0)
+
+/* ---- deterministic pseudo-random numbers (splitmix64) -------------------- */
+static inline uint64_t test_rand(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* Fill buf with a pattern that depends on seed and position. */
+static inline void fill_pattern(void *buf, size_t len, uint32_t seed)
+{
+    uint8_t *p = buf;
+    for (size_t i = 0; i < len; i++)
+        p[i] = (uint8_t)(seed * 131u + i * 7u + (i >> 8));
+}
+
+/* Assert that key holds exactly len bytes equal to want. */
+static inline void assert_value(ekv_store *s, const void *key, size_t klen,
+                                const void *want, size_t len)
+{
+    static uint8_t buf[1 << 17];
+    size_t got = (size_t)-1;
+    int rc = ekv_get(s, key, klen, buf, sizeof(buf), &got);
+    ck_assert_msg(rc == 0, "get failed: %d (%s)", rc, ekv_strerror(rc));
+    ck_assert_uint_eq(got, len);
+    if (len)
+        ck_assert_mem_eq(buf, want, len);
+}
+
 #define RUN_SUITE(make)                                                   \
     int main(void)                                                        \
     {                                                                     \

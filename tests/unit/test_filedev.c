@@ -1,5 +1,498 @@
+/*
+ * The POSIX image-file device (include/embedkv_file.h): creating and
+ * opening images, geometry from the header, the errors for files that are
+ * not images, locking against a second opener, read-only devices that
+ * cannot write, and persistence across close and reopen.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "embedkv_file.h"
 #include "helpers.h"
-START_TEST(placeholder){}
+
+#define BS 256u
+#define BC 32u
+
+static char dir[64];
+static char path[128];
+
+static void setup(void)
+{
+    snprintf(dir, sizeof(dir), "/tmp/ekv-filedev-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/img", dir);
+}
+
+static void teardown(void)
+{
+    unlink(path);
+    rmdir(dir);
+}
+
+static void write_bytes(const char *p, const void *buf, size_t len)
+{
+    int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, buf, len), (ssize_t)len);
+    close(fd);
+}
+
+static off_t file_size(const char *p)
+{
+    struct stat st;
+    ck_assert_int_eq(stat(p, &st), 0);
+    return st.st_size;
+}
+
+static uint32_t file_crc(const char *p)
+{
+    int fd = open(p, O_RDONLY);
+    ck_assert_int_ge(fd, 0);
+    uint8_t buf[4096];
+    uint32_t c = 0;
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof(buf))) > 0)
+        c = ekv_crc32(c, buf, (size_t)n);
+    close(fd);
+    return c;
+}
+
+/* Create a formatted image holding "k" -> "v". */
+static void make_image(void)
+{
+    ekv_device *d = NULL;
+    ck_assert_int_eq(ekv_file_open(&d, path, EKV_FILE_CREATE, BS, BC), 0);
+    ck_assert_int_eq(ekv_format(&d, 1, NULL), 0);
+    ekv_store *s = NULL;
+    ck_assert_int_eq(ekv_open(&s, &d, 1, NULL), 0);
+    ck_assert_int_eq(put_s(s, "k", "v"), 0);
+    ekv_close(s);
+    ekv_device_close(d);
+}
+
+START_TEST(create_makes_a_file_of_the_given_geometry)
+{
+    ekv_device *d = NULL;
+    ck_assert_int_eq(ekv_file_open(&d, path, EKV_FILE_CREATE, BS, BC), 0);
+    ck_assert_uint_eq(d->block_size, BS);
+    ck_assert_uint_eq(d->block_count, BC);
+    ck_assert_ptr_nonnull(d->write);
+    ck_assert_str_eq(ekv_file_path(d), path);
+    ck_assert_int_eq(ekv_file_is_rdonly(d), 0);
+    ck_assert_int_eq(file_size(path), BS * BC);
+    ekv_device_close(d);
+}
 END_TEST
-static Suite *make(void){Suite *s=suite_create("x");TCase *tc=tcase_create("x");tcase_add_test(tc,placeholder);suite_add_tcase(s,tc);return s;}
+
+START_TEST(create_over_a_file_of_another_size_resizes_it)
+{
+    uint8_t junk[100] = {0};
+    write_bytes(path, junk, sizeof(junk));
+    ekv_device *d = NULL;
+    ck_assert_int_eq(ekv_file_open(&d, path, EKV_FILE_CREATE, BS, BC), 0);
+    ck_assert_int_eq(file_size(path), BS * BC);
+    ekv_device_close(d);
+}
+END_TEST
+
+START_TEST(create_needs_geometry_and_a_writable_open)
+{
+    ekv_device *d = NULL;
+    ck_assert_int_eq(ekv_file_open(&d, path, EKV_FILE_CREATE, 0, BC),
+                     EKV_EINVAL);
+    ck_assert_int_eq(ekv_file_open(&d, path, EKV_FILE_CREATE, BS, 0),
+                     EKV_EINVAL);
+    ck_assert_int_eq(ekv_file_open(&d, path,
+                                   EKV_FILE_CREATE | EKV_FILE_RDONLY, BS, BC),
+                     EKV_EINVAL);
+    ck_assert_int_eq(ekv_file_open(NULL, path, 0, 0, 0), EKV_EINVAL);
+    ck_assert_int_eq(ekv_file_open(&d, NULL, 0, 0, 0), EKV_EINVAL);
+    ck_assert_ptr_null(d);
+}
+END_TEST
+
+START_TEST(open_takes_block_size_from_header_and_count_from_size)
+{
+    ekv_device *d = NULL;
+    ck_assert_int_eq(ekv_file_open(&d, path, EKV_FILE_CREATE, 512, 10), 0);
+    ck_assert_int_eq(ekv_format(&d, 1, NULL), 0);
+    ekv_device_close(d);
+    d = NULL;
+    ck_assert_int_eq(ekv_file_open(&d, path, 0, 0, 0), 0);
+    ck_assert_uint_eq(d->block_size, 512);
+    ck_assert_uint_eq(d->block_count, 10);
+    ekv_device_close(d);
+    /* An expected count that matches is fine, another is not. */
+    ck_assert_int_eq(ekv_file_open(&d, path, 0, 0, 10), 0);
+    ekv_device_close(d);
+    ck_assert_int_eq(ekv_file_open(&d, path, 0, 0, 11), EKV_EDOM);
+    ck_assert_ptr_null(d);
+}
+END_TEST
+
+START_TEST(missing_file_is_enoent)
+{
+    ekv_device *d = NULL;
+    ck_assert_int_eq(ekv_file_open(&d, path, 0, 0, 0), EKV_ENOENT);
+    ck_assert_int_eq(ekv_file_open(&d, path, EKV_FILE_RDONLY, 0, 0),
+                     EKV_ENOENT);
+    ck_assert_ptr_null(d);
+}
+END_TEST
+
+START_TEST(file_that_is_not_an_image_is_ebadhdr)
+{
+    char text[BS * 4];
+    memset(text, 'x', sizeof(text));
+    write_bytes(path, text, sizeof(text));
+    ekv_device *d = NULL;
+    ck_assert_int_eq(ekv_file_open(&d, path, 0, 0, 0), EKV_EBADHDR);
+    ck_assert_int_eq(ekv_file_open(&d, path, EKV_FILE_RDONLY, 0, 0),
+                     EKV_EBADHDR);
+    ck_assert_ptr_null(d);
+}
+END_TEST
+
+START_TEST(image_with_a_damaged_header_opens_but_store_open_is_ebadhdr)
+{
+    /* The device only needs the block size; the store judges the rest. */
+    make_image();
+    int fd = open(path, O_RDWR);
+    uint8_t b = 0x77;
+    ck_assert_int_eq(pwrite(fd, &b, 1, 40), 1);
+    close(fd);
+    ekv_device *d = NULL;
+    ck_assert_int_eq(ekv_file_open(&d, path, 0, 0, 0), 0);
+    ekv_store *s = NULL;
+    ck_assert_int_eq(ekv_open(&s, &d, 1, NULL), EKV_EBADHDR);
+    ekv_device_close(d);
+}
+END_TEST
+
+START_TEST(size_that_is_not_whole_blocks_is_edom)
+{
+    make_image();
+    int fd = open(path, O_WRONLY | O_APPEND);
+    ck_assert_int_eq(write(fd, "tail", 4), 4);
+    close(fd);
+    ekv_device *d = NULL;
+    ck_assert_int_eq(ekv_file_open(&d, path, 0, 0, 0), EKV_EDOM);
+    ck_assert_int_eq(ekv_file_open(&d, path, 0, BS, 0), EKV_EDOM);
+    ck_assert_ptr_null(d);
+}
+END_TEST
+
+START_TEST(empty_file_is_edom)
+{
+    write_bytes(path, "", 0);
+    ekv_device *d = NULL;
+    ck_assert_int_eq(ekv_file_open(&d, path, 0, 0, 0), EKV_EDOM);
+    ck_assert_int_eq(ekv_file_open(&d, path, 0, BS, 0), EKV_EDOM);
+    ck_assert_ptr_null(d);
+}
+END_TEST
+
+START_TEST(image_shorter_than_its_header_says_fails_store_open_edom)
+{
+    make_image();
+    ck_assert_int_eq(truncate(path, BS * (BC - 4)), 0);
+    ekv_device *d = NULL;
+    ck_assert_int_eq(ekv_file_open(&d, path, 0, 0, 0), 0);
+    ck_assert_uint_eq(d->block_count, BC - 4);
+    ekv_store *s = NULL;
+    ck_assert_int_eq(ekv_open(&s, &d, 1, NULL), EKV_EDOM);
+    ekv_device_close(d);
+}
+END_TEST
+
+START_TEST(directory_is_refused)
+{
+    ekv_device *d = NULL;
+    int rc = ekv_file_open(&d, dir, EKV_FILE_RDONLY, BS, 0);
+    ck_assert_int_eq(rc, -EISDIR);
+    ck_assert_ptr_null(d);
+    ck_assert_str_ne(ekv_strerror(rc), "unknown error");
+}
+END_TEST
+
+START_TEST(second_writable_open_is_ebusy)
+{
+    make_image();
+    ekv_device *a = NULL, *b = NULL;
+    ck_assert_int_eq(ekv_file_open(&a, path, 0, 0, 0), 0);
+    /* flock belongs to the open file description: a second open in this
+     * very process conflicts like another process would. */
+    ck_assert_int_eq(ekv_file_open(&b, path, 0, 0, 0), EKV_EBUSY);
+    ck_assert_int_eq(ekv_file_open(&b, path, EKV_FILE_RDONLY, 0, 0),
+                     EKV_EBUSY);
+    ck_assert_ptr_null(b);
+    ekv_device_close(a);
+    /* Released on close. */
+    ck_assert_int_eq(ekv_file_open(&b, path, 0, 0, 0), 0);
+    ekv_device_close(b);
+}
+END_TEST
+
+START_TEST(readers_share_and_keep_writers_out)
+{
+    make_image();
+    ekv_device *a = NULL, *b = NULL, *w = NULL;
+    ck_assert_int_eq(ekv_file_open(&a, path, EKV_FILE_RDONLY, 0, 0), 0);
+    ck_assert_int_eq(ekv_file_open(&b, path, EKV_FILE_RDONLY, 0, 0), 0);
+    ck_assert_int_eq(ekv_file_open(&w, path, 0, 0, 0), EKV_EBUSY);
+    ekv_device_close(a);
+    ekv_device_close(b);
+    ck_assert_int_eq(ekv_file_open(&w, path, 0, 0, 0), 0);
+    ekv_device_close(w);
+}
+END_TEST
+
+START_TEST(nolock_opens_a_locked_image)
+{
+    make_image();
+    ekv_device *a = NULL, *b = NULL;
+    ck_assert_int_eq(ekv_file_open(&a, path, 0, 0, 0), 0);
+    ck_assert_int_eq(ekv_file_open(&b, path, EKV_FILE_NOLOCK, 0, 0), 0);
+    ekv_device_close(b);
+    ekv_device_close(a);
+}
+END_TEST
+
+START_TEST(lock_holds_against_another_process)
+{
+    make_image();
+    ekv_device *a = NULL;
+    ck_assert_int_eq(ekv_file_open(&a, path, 0, 0, 0), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        ekv_device *b = NULL;
+        _exit(ekv_file_open(&b, path, EKV_FILE_RDONLY, 0, 0) == EKV_EBUSY
+                  ? 0 : 1);
+    }
+    int status = 0;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    ekv_device_close(a);
+}
+END_TEST
+
+START_TEST(read_only_device_has_no_write_and_store_never_writes)
+{
+    make_image();
+    const uint32_t before = file_crc(path);
+    struct stat st0;
+    ck_assert_int_eq(stat(path, &st0), 0);
+    ekv_device *d = NULL;
+    ck_assert_int_eq(ekv_file_open(&d, path, EKV_FILE_RDONLY, 0, 0), 0);
+    ck_assert_ptr_null(d->write);
+    ck_assert_int_eq(ekv_file_is_rdonly(d), 1);
+    /* A writable store cannot be opened over it... */
+    ekv_store *s = NULL;
+    ck_assert_int_eq(ekv_open(&s, &d, 1, NULL), EKV_EROFS);
+    ck_assert_int_eq(ekv_format(&d, 1, NULL), EKV_EROFS);
+    /* ...a read-only one can, and reads. */
+    ekv_options o = {.flags = EKV_OPEN_RDONLY};
+    ck_assert_int_eq(ekv_open(&s, &d, 1, &o), 0);
+    ck_assert_str_eq(get_s(s, "k"), "v");
+    ck_assert_int_eq(put_s(s, "k", "w"), EKV_EROFS);
+    ck_assert_int_eq(ekv_delete(s, "k", 1), EKV_EROFS);
+    ekv_close(s);
+    ekv_device_close(d);
+    ck_assert_uint_eq(file_crc(path), before);
+    struct stat st1;
+    ck_assert_int_eq(stat(path, &st1), 0);
+    ck_assert(st1.st_mtim.tv_sec == st0.st_mtim.tv_sec &&
+              st1.st_mtim.tv_nsec == st0.st_mtim.tv_nsec);
+}
+END_TEST
+
+START_TEST(read_only_recovery_of_a_file_writes_nothing)
+{
+    make_image();
+    /* Garbage for a writable recovery to erase. */
+    int fd = open(path, O_RDWR);
+    uint8_t junk[BS];
+    memset(junk, 0x42, BS);
+    ck_assert_int_eq(pwrite(fd, junk, BS, (off_t)BS * 9), (ssize_t)BS);
+    close(fd);
+    const uint32_t before = file_crc(path);
+    ekv_device *d = NULL;
+    ck_assert_int_eq(ekv_file_open(&d, path, EKV_FILE_RDONLY, 0, 0), 0);
+    ekv_options o = {.flags = EKV_OPEN_RDONLY};
+    ekv_store *s = NULL;
+    ck_assert_int_eq(ekv_open(&s, &d, 1, &o), 0);
+    ck_assert_str_eq(get_s(s, "k"), "v");
+    ekv_close(s);
+    ekv_device_close(d);
+    ck_assert_uint_eq(file_crc(path), before);
+}
+END_TEST
+
+START_TEST(data_persists_across_close_and_reopen)
+{
+    ekv_device *d = NULL;
+    ck_assert_int_eq(ekv_file_open(&d, path, EKV_FILE_CREATE, BS, BC), 0);
+    ck_assert_int_eq(ekv_format(&d, 1, NULL), 0);
+    ekv_store *s = NULL;
+    ck_assert_int_eq(ekv_open(&s, &d, 1, NULL), 0);
+    uint8_t v[1000];
+    fill_pattern(v, sizeof(v), 5);
+    ck_assert_int_eq(ekv_put(s, "big", 3, v, sizeof(v)), 0);
+    ck_assert_int_eq(put_s(s, "small", "s"), 0);
+    ck_assert_int_eq(put_s(s, "gone", "g"), 0);
+    ck_assert_int_eq(ekv_delete(s, "gone", 4), 0);
+    ekv_close(s);
+    ekv_device_close(d);
+
+    d = NULL;
+    ck_assert_int_eq(ekv_file_open(&d, path, 0, 0, 0), 0);
+    s = NULL;
+    ck_assert_int_eq(ekv_open(&s, &d, 1, NULL), 0);
+    assert_value(s, "big", 3, v, sizeof(v));
+    ck_assert_str_eq(get_s(s, "small"), "s");
+    ck_assert_ptr_null(get_s(s, "gone"));
+    ekv_close(s);
+    ekv_device_close(d);
+}
+END_TEST
+
+START_TEST(nosync_device_still_reads_back_what_it_wrote)
+{
+    ekv_device *d = NULL;
+    ck_assert_int_eq(ekv_file_open(&d, path,
+                                   EKV_FILE_CREATE | EKV_FILE_NOSYNC, BS, BC),
+                     0);
+    ck_assert_int_eq(ekv_format(&d, 1, NULL), 0);
+    ekv_store *s = NULL;
+    ck_assert_int_eq(ekv_open(&s, &d, 1, NULL), 0);
+    ck_assert_int_eq(put_s(s, "k", "v"), 0);
+    ekv_close(s);
+    ekv_device_close(d);
+    ck_assert_int_eq(ekv_file_open(&d, path, EKV_FILE_RDONLY, 0, 0), 0);
+    ekv_options o = {.flags = EKV_OPEN_RDONLY};
+    ck_assert_int_eq(ekv_open(&s, &d, 1, &o), 0);
+    ck_assert_str_eq(get_s(s, "k"), "v");
+    ekv_close(s);
+    ekv_device_close(d);
+}
+END_TEST
+
+START_TEST(device_refuses_blocks_past_the_end)
+{
+    ekv_device *d = NULL;
+    ck_assert_int_eq(ekv_file_open(&d, path, EKV_FILE_CREATE, BS, BC), 0);
+    uint8_t buf[BS] = {0};
+    ck_assert_int_eq(d->read(d, BC, buf), EKV_EINVAL);
+    ck_assert_int_eq(d->write(d, BC, buf), EKV_EINVAL);
+    ck_assert_int_eq(d->read(d, BC - 1, buf), 0);
+    ck_assert_int_eq(d->write(d, BC - 1, buf), 0);
+    ck_assert_int_eq(d->flush(d), 0);
+    ck_assert_int_eq(file_size(path), BS * BC);
+    ekv_device_close(d);
+}
+END_TEST
+
+/* The checks of a mode 0444 file, run by a user the mode applies to. */
+static int check_read_only_file(void)
+{
+    ekv_device *d = NULL;
+    if (ekv_file_open(&d, path, 0, 0, 0) != EKV_EROFS || d)
+        return 1;
+    if (ekv_file_open(&d, path, EKV_FILE_RDONLY, 0, 0) != 0)
+        return 2;
+    ekv_device_close(d);
+    return 0;
+}
+
+START_TEST(writable_open_of_a_read_only_file_is_erofs)
+{
+    make_image();
+    ck_assert_int_eq(chmod(path, 0444), 0);
+    if (geteuid() != 0) {
+        ck_assert_int_eq(check_read_only_file(), 0);
+        return;
+    }
+    /* Root may write a 0444 file anyway: check as "nobody" in a child. */
+    ck_assert_int_eq(chmod(dir, 0755), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        if (setgid(65534) != 0 || setuid(65534) != 0)
+            _exit(77);
+        _exit(check_read_only_file());
+    }
+    int status = 0;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFEXITED(status));
+    if (WEXITSTATUS(status) == 77) {
+        printf("SKIP writable_open_of_a_read_only_file_is_erofs: running as "
+               "root and cannot drop to uid 65534 to test the file mode\n");
+        return;
+    }
+    ck_assert_int_eq(WEXITSTATUS(status), 0);
+}
+END_TEST
+
+START_TEST(file_replicas_work_as_replicas)
+{
+    char path2[160];
+    snprintf(path2, sizeof(path2), "%s/img2", dir);
+    ekv_device *d[2] = {NULL, NULL};
+    ck_assert_int_eq(ekv_file_open(&d[0], path, EKV_FILE_CREATE, BS, BC), 0);
+    ck_assert_int_eq(ekv_file_open(&d[1], path2, EKV_FILE_CREATE, BS, BC), 0);
+    ck_assert_int_eq(ekv_format(d, 2, NULL), 0);
+    ekv_store *s = NULL;
+    ck_assert_int_eq(ekv_open(&s, d, 2, NULL), 0);
+    ck_assert_int_eq(put_s(s, "k", "both"), 0);
+    ekv_close(s);
+    ekv_device_close(d[0]);
+    ekv_device_close(d[1]);
+    /* Each file alone holds the key. */
+    ck_assert_int_eq(ekv_file_open(&d[0], path2, EKV_FILE_RDONLY, 0, 0), 0);
+    ekv_options o = {.flags = EKV_OPEN_RDONLY};
+    ck_assert_int_eq(ekv_open(&s, d, 1, &o), 0);
+    ck_assert_str_eq(get_s(s, "k"), "both");
+    ekv_close(s);
+    ekv_device_close(d[0]);
+    unlink(path2);
+}
+END_TEST
+
+static Suite *make(void)
+{
+    Suite *s = suite_create("filedev");
+    TCase *tc = tcase_create("filedev");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, create_makes_a_file_of_the_given_geometry);
+    tcase_add_test(tc, create_over_a_file_of_another_size_resizes_it);
+    tcase_add_test(tc, create_needs_geometry_and_a_writable_open);
+    tcase_add_test(tc, open_takes_block_size_from_header_and_count_from_size);
+    tcase_add_test(tc, missing_file_is_enoent);
+    tcase_add_test(tc, file_that_is_not_an_image_is_ebadhdr);
+    tcase_add_test(tc, image_with_a_damaged_header_opens_but_store_open_is_ebadhdr);
+    tcase_add_test(tc, size_that_is_not_whole_blocks_is_edom);
+    tcase_add_test(tc, empty_file_is_edom);
+    tcase_add_test(tc, image_shorter_than_its_header_says_fails_store_open_edom);
+    tcase_add_test(tc, directory_is_refused);
+    tcase_add_test(tc, second_writable_open_is_ebusy);
+    tcase_add_test(tc, readers_share_and_keep_writers_out);
+    tcase_add_test(tc, nolock_opens_a_locked_image);
+    tcase_add_test(tc, lock_holds_against_another_process);
+    tcase_add_test(tc, read_only_device_has_no_write_and_store_never_writes);
+    tcase_add_test(tc, read_only_recovery_of_a_file_writes_nothing);
+    tcase_add_test(tc, data_persists_across_close_and_reopen);
+    tcase_add_test(tc, nosync_device_still_reads_back_what_it_wrote);
+    tcase_add_test(tc, device_refuses_blocks_past_the_end);
+    tcase_add_test(tc, writable_open_of_a_read_only_file_is_erofs);
+    tcase_add_test(tc, file_replicas_work_as_replicas);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
 RUN_SUITE(make)
