@@ -218,6 +218,8 @@ struct ekv_store {
 #else
     ekv_entry *tmp;  /* the entry locate() fills: slots only, no key */
 #endif
+    int lookup_err;  /* scan mode: a read error the last locate met, so
+                        "not found" may be wrong; 0 in indexed mode */
     ekv_replica rep[];
 };
 

@@ -51,14 +51,22 @@ static void find_on_replica(ekv_store *s, unsigned r, const uint8_t *key,
 {
     best->desc = EKV_BLOCK_NONE;
     for (uint32_t b = 1; b < s->bc; b++) {
-        if (dev_read(s, r, b, s->rbuf) || !is_descriptor(s, s->rbuf) ||
-            !same_key(s->rbuf, key, key_len))
+        int err = dev_read(s, r, b, s->rbuf);
+        if (err) {
+            /* The unreadable block may be a newer copy of the key. */
+            s->lookup_err = err;
+            continue;
+        }
+        if (!is_descriptor(s, s->rbuf) || !same_key(s->rbuf, key, key_len))
             continue;
         ekv_slot cand = slot_of(s->rbuf, b);
         if (best->desc != EKV_BLOCK_NONE && cand.gen <= best->gen)
             continue;
-        if (read_record(s, r, &cand, key, key_len, NULL) == 0)
+        err = read_record(s, r, &cand, key, key_len, NULL);
+        if (err == 0)
             *best = cand;
+        else if (err != EKV_ECORRUPT)
+            s->lookup_err = err;
     }
 }
 
@@ -204,6 +212,7 @@ ekv_entry *mode_locate_or_add(ekv_store *s, const uint8_t *key,
 {
     ekv_entry *e = s->tmp;
     e->key_len = (uint16_t)key_len;
+    s->lookup_err = 0;
     for (unsigned r = 0; r < s->n; r++) {
         if (replica_active(s, r))
             find_on_replica(s, r, key, key_len, &e->rep[r]);
@@ -307,10 +316,13 @@ size_t mode_memory(ekv_store *s, size_t *index_bytes)
 #ifndef EKV_READONLY
 int ekv_repair(ekv_store *s, uint32_t *copied)
 {
-    (void)s;
     if (copied)
         *copied = 0;
-    return EKV_ENOSYS;
+    if (!s)
+        return EKV_EINVAL;
+    if (s->flags & EKV_OPEN_RDONLY)
+        return EKV_EROFS;
+    return EKV_ENOSYS; /* repair walks the index */
 }
 #endif
 

@@ -199,7 +199,7 @@ int ekv_stat_key(ekv_store *s, const void *key, size_t key_len,
         return EKV_ENOENT;
     ekv_entry *e = mode_locate(s, key, key_len);
     if (!e)
-        return EKV_ENOENT;
+        return s->lookup_err ? s->lookup_err : EKV_ENOENT;
     /* The caller's key bytes are what the entry holds, byte for byte. */
     fill_info(s, e, key, info);
     return 0;
@@ -214,7 +214,7 @@ int ekv_get(ekv_store *s, const void *key, size_t key_len, void *buf,
         return EKV_ENOENT;
     ekv_entry *e = mode_locate(s, key, key_len);
     if (!e)
-        return EKV_ENOENT;
+        return s->lookup_err ? s->lookup_err : EKV_ENOENT;
     unsigned order[EKV_MAX_REPLICAS];
     unsigned n = copies_in_order(s, e, order);
     int err = EKV_ECORRUPT;
@@ -453,6 +453,10 @@ int ekv_put_flags(ekv_store *s, const void *key_, size_t key_len,
     ekv_entry *e = mode_locate_or_add(s, key, key_len);
     if (!e)
         return EKV_ENOMEM;
+    /* Scan mode could not read every block: the key's newest generation
+     * (and the copy to retire) may be out of sight, so do not guess. */
+    if (s->lookup_err)
+        return s->lookup_err;
     uint32_t gen = 0;
     for (unsigned r = 0; r < s->n; r++)
         if (e->rep[r].desc != EKV_BLOCK_NONE && e->rep[r].gen > gen)
@@ -515,7 +519,7 @@ int ekv_delete(ekv_store *s, const void *key, size_t key_len)
         return EKV_ENOENT;
     ekv_entry *e = mode_locate(s, key, key_len);
     if (!e)
-        return EKV_ENOENT;
+        return s->lookup_err ? s->lookup_err : EKV_ENOENT;
     for (unsigned r = 0; r < s->n; r++) {
         ekv_slot *sl = &e->rep[r];
         if (sl->desc == EKV_BLOCK_NONE)
@@ -537,7 +541,8 @@ int ekv_delete(ekv_store *s, const void *key, size_t key_len)
             sl->desc = EKV_BLOCK_NONE;
     }
     mode_forget(s, e);
-    return err;
+    /* Scan mode: a block it could not read may hold another copy. */
+    return err ? err : s->lookup_err;
 }
 
 #endif /* !EKV_READONLY */

@@ -227,8 +227,13 @@ START_TEST(single_failure_at_every_operation_of_put_or_delete)
     const enum fault f = (enum fault)(_i % NFAULTS);
     for (unsigned rep = 0; rep < n; rep++) {
         uint64_t total = fault_run(n, op, f, rep, 0);
+#ifndef EKV_NO_INDEX
         if (f == F_READ && op == OP_NEW)
             ck_assert_uint_eq(total, 0); /* the index knows: no reads */
+#else
+        if (0)
+            ;
+#endif
         else
             ck_assert_msg(total > 0, "%s of %s issues no %s", op_names[op],
                           fault_names[f], fault_names[f]);
@@ -349,7 +354,13 @@ START_TEST(get_never_returns_a_flipped_bit)
                 sd[0]->flip_bit = bit;
                 int rc = ekv_get(s, "t", 1, buf, sizeof(buf), &len);
                 if (n == 1) {
+#ifdef EKV_NO_INDEX
+                    /* Without an index a descriptor that fails its CRC is
+                     * just not a record: the key is not found. */
+                    ck_assert(rc == EKV_ECORRUPT || rc == EKV_ENOENT);
+#else
                     ck_assert_int_eq(rc, EKV_ECORRUPT);
+#endif
                     continue;
                 }
                 ck_assert_int_eq(rc, 0);
@@ -596,7 +607,9 @@ static Suite *make(void)
 
     tc = tcase_create("format_repair");
     tcase_add_test(tc, format_reports_write_and_flush_failures);
+#ifndef EKV_NO_INDEX /* repair needs the index */
     tcase_add_test(tc, write_failure_at_every_write_of_repair_loses_no_key);
+#endif
     suite_add_tcase(s, tc);
     return s;
 }

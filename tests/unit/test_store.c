@@ -1091,16 +1091,24 @@ static Suite *make(void)
     tcase_add_test(tc, iterate_visits_every_key_once);
     tcase_add_test(tc, iterate_stops_at_and_returns_a_nonzero_result);
     tcase_add_test(tc, iterate_of_empty_store_calls_nothing);
+#ifndef EKV_NO_INDEX /* asserts what the index provides */
     tcase_add_test(tc, stat_key_reports_the_newest_record);
+#endif
+#ifndef EKV_NO_INDEX /* asserts what the index provides */
     tcase_add_test(tc, stats_count_blocks_records_and_geometry);
+#endif
+#ifndef EKV_NO_INDEX /* asserts what the index provides */
     tcase_add_test(tc, index_memory_per_key_is_at_most_48_bytes_plus_key_length);
+#endif
     tcase_add_test(tc, recover_rebuilds_the_same_view);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("memory");
     tcase_add_test(tc, all_memory_comes_from_the_allocator_and_goes_back);
     tcase_add_test(tc, allocation_failure_anywhere_in_open_is_enomem_without_leaks);
+#ifndef EKV_NO_INDEX /* asserts what the index provides */
     tcase_add_test(tc, allocation_failure_in_put_is_enomem_and_changes_nothing);
+#endif
     suite_add_tcase(s, tc);
     return s;
 }
