@@ -161,6 +161,11 @@ typedef struct ekv_allocator {
  * which and why. */
 #define EKV_OPEN_DEGRADED 0x2u
 
+/* Pick the erase byte from the storage: the first replica's free blocks
+ * decide (0xFF when more of them start with 0xFF than with 0x00, else
+ * erase_byte), so a tool writing to a flash dump keeps its erased state. */
+#define EKV_OPEN_ERASE_AUTO 0x4u
+
 typedef struct ekv_options {
     /* EKV_OPEN_* flags. */
     uint32_t flags;

@@ -218,6 +218,8 @@ struct ekv_store {
 #else
     ekv_entry *tmp;  /* the entry locate() fills: slots only, no key */
 #endif
+    uint32_t free00, freeff; /* free blocks by first byte, last scan */
+    bool erase_decided;      /* EKV_OPEN_ERASE_AUTO has chosen */
     int lookup_err;  /* scan mode: a read error the last locate met, so
                         "not found" may be wrong; 0 in indexed mode */
     ekv_replica rep[];
@@ -229,6 +231,9 @@ static inline bool replica_active(const ekv_store *s, unsigned r)
 }
 
 /* store.c, for the modes */
+/* With EKV_OPEN_ERASE_AUTO, settle the erase byte from the free blocks the
+ * scan of the first recovered replica counted (free00/freeff). */
+void decide_erase_byte(ekv_store *s);
 int dev_read(ekv_store *s, unsigned r, uint32_t b, void *buf);
 #ifndef EKV_READONLY
 int dev_write(ekv_store *s, unsigned r, uint32_t b, const void *buf);

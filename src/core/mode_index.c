@@ -189,6 +189,10 @@ int mode_recover(ekv_store *s, unsigned r)
             c->size = get_le32(buf + CHUNK_PAYLOAD_SIZE);
         } else if (!crc_ok && (type == 0x00 || type == 0xff)) {
             t.kind[b] = K_FREE;
+            if (type == 0xff)
+                s->freeff++;
+            else
+                s->free00++;
         } else {
             /* Bad CRC, unknown type, or a header outside block 0. */
             rep->garbage_blocks++;
@@ -244,6 +248,7 @@ int mode_recover(ekv_store *s, unsigned r)
 
     /* Sweep: free blocks go to the free map; the rest that is not kept is
      * erased when we may write and every block could be read. */
+    decide_erase_byte(s);
     bool may_erase = !(s->flags & EKV_OPEN_RDONLY) && !rep->unreadable_blocks;
     bool erased = false;
     for (uint32_t b = 1; b < s->bc; b++) {

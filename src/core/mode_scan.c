@@ -146,8 +146,13 @@ int mode_recover(ekv_store *s, unsigned r)
             rep->descriptor_blocks++;
         else if (valid)
             rep->chunk_blocks++;
-        else if (is_free(blk))
+        else if (is_free(blk)) {
             rep->free_blocks++;
+            if (blk[0] == 0xff)
+                s->freeff++;
+            else
+                s->free00++;
+        }
         else
             rep->garbage_blocks++;
     }
@@ -155,6 +160,7 @@ int mode_recover(ekv_store *s, unsigned r)
     /* Pass 2: judge every used block; erase what is not kept, when we may
      * write and nothing was unreadable (an unreadable block might be the
      * missing part of a record). */
+    decide_erase_byte(s);
     bool may_erase = !(s->flags & EKV_OPEN_RDONLY) && !rep->unreadable_blocks;
     bool erased = false;
     for (uint32_t b = 1; b < s->bc; b++) {

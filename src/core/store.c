@@ -78,6 +78,16 @@ int dev_flush(ekv_store *s, unsigned r)
 }
 #endif
 
+void decide_erase_byte(ekv_store *s)
+{
+    if (!(s->flags & EKV_OPEN_ERASE_AUTO) || s->erase_decided)
+        return;
+    if (s->freeff != s->free00)
+        s->erase_byte = s->freeff > s->free00 ? 0xff : 0x00;
+    memset(s->ebuf, s->erase_byte, s->bs);
+    s->erase_decided = true;
+}
+
 /* ---- record checks -------------------------------------------------- */
 
 /* A descriptor whose own fields hold together (the chain is checked

@@ -382,7 +382,10 @@ int images_open(images *im, char **paths, unsigned n, unsigned flags)
     }
 
     ekv_options o = {0};
-    o.flags = ((flags & IMG_RDONLY) ? EKV_OPEN_RDONLY : 0) |
+    /* Erase with what the image's free blocks hold: 0xFF on a flash dump
+     * or an image formatted with --erase-byte ff, 0x00 otherwise. */
+    o.flags = EKV_OPEN_ERASE_AUTO |
+              ((flags & IMG_RDONLY) ? EKV_OPEN_RDONLY : 0) |
               ((flags & IMG_DEGRADED) ? EKV_OPEN_DEGRADED : 0);
     int err = ekv_open(&im->store, im->devs, n, &o);
     if (err) {
