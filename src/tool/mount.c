@@ -344,11 +344,8 @@ int cmd_mount(int argc, char **argv)
     clock_gettime(CLOCK_REALTIME, &fs.mount_time);
     fs.root_mtime = fs.root_ctime = fs.mount_time;
 
-    if (fuse_mount(f, mnt) != 0) {
-        /* libfuse said why. */
-        fprintf(stderr, "%s: %s: cannot mount\n", PROG, o.paths[nimg]);
-        goto out_images;
-    }
+    if (fuse_mount(f, mnt) != 0)
+        goto out_images; /* libfuse said why, on one line */
     if (fuse_daemonize(o.foreground) != 0) {
         fuse_unmount(f);
         goto out_images;

@@ -25,10 +25,9 @@ struct handle;
 
 /*
  * In-memory state of one key: kept while the key is open, and for a key
- * this mount has changed (its times), or whose kernel page cache may not
- * match the store. A node is in the table under its key; unlink or a
- * rename over it takes it out ("unlinked") and it lives on until its last
- * handle is released.
+ * this mount has changed (its times). A node is in the table under its
+ * key; unlink or a rename over it takes it out ("unlinked") and it lives
+ * on until its last handle is released.
  */
 struct node {
     uint8_t *key;
@@ -39,10 +38,9 @@ struct node {
     unsigned nopen, nwriters;
     bool has_times;           /* else the key shows the mount time */
     bool unlinked;            /* out of the table: its flushes are dropped */
-    bool spoiled;             /* since the last release of all handles, the
-                                 kernel's cache may have diverged (handles
-                                 with different buffers, a failed put) */
-    bool kcache_ok;           /* the kernel page cache matches the store */
+    bool overlap;             /* writers with different buffers were open at
+                                 once since nwriters was last 0: the
+                                 kernel's idea of the size may be wrong */
     struct timespec atime, mtime, ctime;
 };
 
@@ -111,7 +109,9 @@ enum flush_policy {
 };
 /* Wrap the writable devices of the open store. */
 void devsync_install(ekv_device *const devs[], unsigned n);
-void devsync_policy(enum flush_policy p);
+/* ekv_put with the flushes that policy p lets wait deferred. */
+int devsync_put(ekv_store *s, const void *key, size_t klen, const void *val,
+                size_t len, enum flush_policy p);
 /* Make every deferred flush durable now. Returns 0 or the first error. */
 int devsync_now(void);
 

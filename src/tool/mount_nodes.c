@@ -98,9 +98,6 @@ struct node *node_get(const uint8_t *key, size_t klen)
     }
     n->klen = klen;
     n->hash = key_name_hash(key, klen);
-    /* A key this mount never changed holds the value it had at mount
-     * time, which is all the kernel can have cached for it. */
-    n->kcache_ok = true;
     insert(n);
     return n;
 }
@@ -119,7 +116,7 @@ void node_maybe_free(struct node *n)
         node_free(n);
         return;
     }
-    if (!n->has_times && n->kcache_ok) {
+    if (!n->has_times) {
         remove_from_table(n);
         node_free(n);
     }

@@ -109,10 +109,7 @@ static uint64_t max_value(size_t klen)
 static int put_value(const uint8_t *key, size_t klen, const uint8_t *val,
                      size_t len, enum flush_policy p)
 {
-    devsync_policy(p);
-    int err = ekv_put(fs.store, key, klen, val, len);
-    devsync_policy(FLUSH_ALWAYS);
-    return to_errno(err);
+    return to_errno(devsync_put(fs.store, key, klen, val, len, p));
 }
 
 /* ---- names ------------------------------------------------------------ */
@@ -180,6 +177,15 @@ static int resolve(const char *path, keybuf *kb, enum purpose why)
     default:
         return why == CREATE ? -EINVAL : -ENOENT;
     }
+}
+
+/* resolve() for a key that must exist, with its index entry. */
+static int find_key(const char *path, keybuf *kb, ekv_key_info *info)
+{
+    int err = resolve(path, kb, LOOKUP);
+    if (!err)
+        err = ekv_stat_key(fs.store, kb->p, kb->len, info);
+    return err;
 }
 
 /* "/" + the file name of n's key, for invalidate(); "" for an unlinked
@@ -297,9 +303,7 @@ static int ekvfs_getattr(const char *path, struct stat *st,
     }
     keybuf kb;
     ekv_key_info info;
-    int err = resolve(path, &kb, LOOKUP);
-    if (!err)
-        err = ekv_stat_key(fs.store, kb.p, kb.len, &info);
+    int err = find_key(path, &kb, &info);
     if (!err) {
         const struct node *n = node_find(kb.p, kb.len);
         const struct handle *d = n ? latest_dirty(n) : NULL;
@@ -322,9 +326,7 @@ static int exists(const char *path, struct fuse_file_info *fi, bool *root)
     }
     keybuf kb;
     ekv_key_info info;
-    int err = resolve(path, &kb, LOOKUP);
-    if (!err)
-        err = ekv_stat_key(fs.store, kb.p, kb.len, &info);
+    int err = find_key(path, &kb, &info);
     kb_free(&kb);
     return err;
 }
@@ -391,9 +393,7 @@ static int ekvfs_utimens(const char *path, const struct timespec tv[2],
     } else {
         keybuf kb;
         ekv_key_info info;
-        err = resolve(path, &kb, LOOKUP);
-        if (!err)
-            err = ekv_stat_key(fs.store, kb.p, kb.len, &info);
+        err = find_key(path, &kb, &info);
         if (!err) {
             n = node_get(kb.p, kb.len);
             if (!n)
@@ -443,7 +443,6 @@ static int ekvfs_statfs(const char *path, struct statvfs *sv)
 struct dirfill {
     void *buf;
     fuse_fill_dir_t filler;
-    bool plus;
 };
 
 static int fill_entry(void *ctx, const ekv_key_info *info)
@@ -452,42 +451,24 @@ static int fill_entry(void *ctx, const ekv_key_info *info)
     char name[NAME_MAX_BYTES + 1];
     struct stat st;
     key_to_name(info->key, info->key_len, name);
-    if (d->plus) {
-        /* readdirplus: the kernel caches these attributes, so ls -l and
-         * the stats after a listing cost no more requests. */
-        const struct node *n = node_find(info->key, info->key_len);
-        const struct handle *h = n ? latest_dirty(n) : NULL;
-        fill_stat(&st, n, info->key_len, h ? h->len : info->value_size);
-        return d->filler(d->buf, name, &st, 0, FUSE_FILL_DIR_PLUS) ? 1 : 0;
-    }
     memset(&st, 0, sizeof(st));
     st.st_mode = S_IFREG;
     return d->filler(d->buf, name, &st, 0, 0) ? 1 : 0;
-}
-
-static int ekvfs_opendir(const char *path, struct fuse_file_info *fi)
-{
-    if (!is_root(path))
-        return -ENOTDIR;
-#if FUSE_VERSION >= FUSE_MAKE_VERSION(3, 5)
-    /* Every change to the directory passes through the kernel, which then
-     * drops its cached listing itself: let it cache listings. */
-    fi->cache_readdir = 1;
-    fi->keep_cache = 1;
-#else
-    (void)fi;
-#endif
-    return 0;
 }
 
 static int ekvfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
                          off_t off, struct fuse_file_info *fi,
                          enum fuse_readdir_flags flags)
 {
-    (void)path; /* NULL (nullpath_ok): the root is the only directory */
+    /* path is NULL (nullpath_ok): the root is the only directory. The
+     * whole listing is made at offset 0; libfuse hands it out in pieces.
+     * (libfuse's high-level API does not let us ask the kernel to cache
+     * listings.) */
+    (void)path;
     (void)off;
     (void)fi;
-    struct dirfill d = {buf, filler, (flags & FUSE_READDIR_PLUS) != 0};
+    (void)flags; /* never FUSE_READDIR_PLUS: see ekvfs_init */
+    struct dirfill d = {buf, filler};
     struct stat st;
     lock();
     fill_root(&st);
@@ -539,10 +520,13 @@ static int resize(struct handle *h, size_t len)
  * Open key kb for fi: load its value (size bytes) unless the file is new
  * or truncated, and attach the handle to the key's node. Needs the lock.
  *
- * Kernel page cache: it may be kept from the last open (keep_cache) when
- * nothing since could have made it differ from the store: kcache_ok says
- * so once all handles are released; a writer among handles open at once,
- * or a failed put, spoils it.
+ * The kernel keeps one size and one page cache per file, but each open
+ * file has its own buffer. So a file opened for reading bypasses the page
+ * cache (direct_io): it reads exactly the value it loaded, whatever other
+ * open files do meanwhile, and a read costs no attribute refresh. A file
+ * opened for writing uses the page cache (shared mmap works), starting
+ * from an empty one, unless another writer is open: then it goes direct
+ * too, and the stores of both invalidate what the kernel believes.
  */
 static int open_key(const keybuf *kb, struct fuse_file_info *fi,
                     uint32_t size, bool created)
@@ -573,20 +557,15 @@ static int open_key(const keybuf *kb, struct fuse_file_info *fi,
         free(h);
         return -ENOMEM;
     }
-    if (n->nopen == 0) {
-        fi->keep_cache = n->kcache_ok;
-        /* Kept or dropped now, the cache matches the store from here. */
-        n->kcache_ok = true;
-        n->spoiled = false;
-    } else if (h->writable || n->nwriters || n->spoiled) {
-        /* Open files of one key with a writer among them (now or since
-         * the others opened) hold different buffers: this one bypasses
-         * the shared page cache, so each open file reads exactly its own
-         * buffer, never a mix. */
+    if (!h->writable) {
         fi->direct_io = 1;
-        n->spoiled = true;
+        fi->keep_cache = 1; /* leave a writer's cached pages alone */
+    } else if (n->nwriters) {
+        fi->direct_io = 1;
+        fi->keep_cache = 1;
+        n->overlap = true;
     } else {
-        fi->keep_cache = 1; /* readers only: all hold the stored value */
+        fi->keep_cache = 0; /* pages of earlier writers may be stale */
     }
     h->node = n;
     h->next = n->handles;
@@ -618,9 +597,7 @@ static int ekvfs_open(const char *path, struct fuse_file_info *fi)
     keybuf kb;
     ekv_key_info info;
     lock();
-    int err = resolve(path, &kb, LOOKUP);
-    if (!err)
-        err = ekv_stat_key(fs.store, kb.p, kb.len, &info);
+    int err = find_key(path, &kb, &info);
     if (!err)
         err = open_key(&kb, fi, info.value_size, false);
     unlock();
@@ -732,14 +709,13 @@ static int store_handle(struct handle *h, bool *inval)
     if (err) {
         /* The old value stays; the kernel saw the new one. */
         h->reported = true;
-        n->spoiled = true;
         *inval = true;
         return err;
     }
     h->dirty = false;
     h->unsynced = false; /* the put's first flush was real */
     now(&n->ctime);
-    if (n->spoiled)
+    if (n->overlap)
         *inval = true;
     return 0;
 }
@@ -789,7 +765,7 @@ static int ekvfs_fsync(const char *path, int datasync,
 }
 
 /* Take h off its node and the global list and free it; needs the lock.
- * Sets *inval (and path) when the kernel's view of the key may be stale. */
+ * When *inval is set, path receives the name to invalidate. */
 static void drop_handle(struct handle *h, bool *inval, char *path)
 {
     struct node *n = h->node;
@@ -802,14 +778,8 @@ static void drop_handle(struct handle *h, bool *inval, char *path)
     h->gprev->gnext = h->gnext;
     h->gnext->gprev = h->gprev;
     n->nopen--;
-    if (h->writable)
-        n->nwriters--;
-    if (n->nopen == 0) {
-        if (n->spoiled)
-            *inval = true;
-        n->kcache_ok = !n->spoiled;
-        n->spoiled = false;
-    }
+    if (h->writable && --n->nwriters == 0)
+        n->overlap = false;
     if (*inval)
         node_path(n, path);
     node_maybe_free(n);
@@ -869,23 +839,23 @@ static int ekvfs_truncate(const char *path, off_t size,
         unlock();
         return -EISDIR;
     }
-    /* truncate(2) by name: get, resize, put. */
+    /* truncate(2) by name: get, resize, put (tmp is only a buffer). */
     keybuf kb;
     ekv_key_info info;
     struct handle tmp = {0};
-    err = resolve(path, &kb, LOOKUP);
-    if (!err)
-        err = ekv_stat_key(fs.store, kb.p, kb.len, &info);
+    err = find_key(path, &kb, &info);
     if (!err && (uint64_t)size > max_value(kb.len))
         err = -EFBIG;
     if (!err && (uint64_t)size != info.value_size) {
         size_t keep = (uint64_t)size < info.value_size ? (size_t)size
                                                        : info.value_size;
         size_t len = 0;
-        err = reserve(&tmp, info.value_size);
-        if (!err && keep)
-            err = to_errno(ekv_get(fs.store, kb.p, kb.len, tmp.buf,
-                                   info.value_size, &len));
+        if (keep) {
+            err = reserve(&tmp, info.value_size);
+            if (!err)
+                err = to_errno(ekv_get(fs.store, kb.p, kb.len, tmp.buf,
+                                       info.value_size, &len));
+        }
         tmp.len = keep;
         if (!err)
             err = resize(&tmp, (size_t)size);
@@ -896,9 +866,9 @@ static int ekvfs_truncate(const char *path, off_t size,
         struct node *n = node_get(kb.p, kb.len);
         if (n) {
             node_changed(n);
-            /* Open buffers now differ from the store. */
-            if (n->nopen)
-                n->spoiled = true;
+            /* Open writers' buffers now differ from the store. */
+            if (n->nwriters)
+                n->overlap = true;
         }
     }
     unlock();
@@ -947,12 +917,10 @@ static int ekvfs_rename(const char *from, const char *to, unsigned int flags)
     uint8_t *val = NULL, *newkey = NULL;
     size_t len = 0;
     lock();
-    int err = resolve(from, &src, LOOKUP);
+    int err = find_key(from, &src, &si);
     int derr = resolve(to, &dst, CREATE);
     if (!err)
         err = derr;
-    if (!err)
-        err = ekv_stat_key(fs.store, src.p, src.len, &si);
     if (err || (src.len == dst.len && !memcmp(src.p, dst.p, src.len)))
         goto out; /* renaming a file to itself does nothing */
     if ((flags & RENAME_NOREPLACE) &&
@@ -1064,9 +1032,7 @@ static int ekvfs_getxattr(const char *path, const char *name, char *value,
     if (is_root(path))
         return -ENODATA;
     lock();
-    int err = resolve(path, &kb, LOOKUP);
-    if (!err)
-        err = ekv_stat_key(fs.store, kb.p, kb.len, &info);
+    int err = find_key(path, &kb, &info);
     unlock();
     kb_free(&kb);
     if (err)
@@ -1135,7 +1101,9 @@ static void *ekvfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
     if (!fs.user_timeouts) {
         cfg->entry_timeout = 30.0;
         cfg->negative_timeout = 30.0;
-        cfg->attr_timeout = 30.0;
+        /* Single-threaded, invalidate() cannot run: keep the staleness it
+         * would have prevented short. */
+        cfg->attr_timeout = fs.multithreaded ? 30.0 : 1.0;
     }
     /* Page cache: decided per open (open_key), never blindly. */
     cfg->kernel_cache = 0;
@@ -1146,6 +1114,10 @@ static void *ekvfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
         conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
     /* Close must see every byte: no write-back caching in the kernel. */
     conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+    /* Plain listings: readdirplus would make the kernel set up an inode
+     * for every key of every listing, which costs more than the lookups
+     * it saves (names and attributes are cached for long anyway). */
+    conn->want &= ~(FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO);
     return NULL;
 }
 
@@ -1187,7 +1159,6 @@ const struct fuse_operations ekvfs_ops = {
     .destroy = ekvfs_destroy,
     .getattr = ekvfs_getattr,
     .statfs = ekvfs_statfs,
-    .opendir = ekvfs_opendir,
     .readdir = ekvfs_readdir,
     .open = ekvfs_open,
     .create = ekvfs_create,

@@ -5,14 +5,16 @@
  * barrier that makes it safe to erase the old one) and after erasing the
  * old record. Only the first matters for what a crash can leave: if the
  * erasure is lost, recovery finds both records and keeps the newer
- * generation. A new file's empty value (create) matters only once the
- * file is closed. So the daemon wraps the image devices and, while a put
- * runs under a deferring policy, turns those flushes into a note; the
- * next real flush of the device (fdatasync covers every earlier write of
- * the file), an fsync, the close of a created file, or unmount makes them
- * durable. What close() promises is unchanged: when it returns 0 the
- * file's value is durable, and a crash at any point leaves each key with
- * its old or its new value.
+ * generation. (A put that fails erases what it wrote instead:
+ * devsync_put() makes that durable at once.) A new file's empty value
+ * (create) matters only once the file is closed. So the daemon wraps the
+ * image devices and, while a put runs under a deferring policy, turns
+ * those flushes into a note; the next real flush of the device (fdatasync
+ * covers every earlier write of the file), an fsync, the close of a
+ * created file, or unmount makes them durable. What close() promises is
+ * unchanged: when it returns 0 the file's value is durable, and a crash at
+ * any point leaves each key with its old or its new value.
+ * tests/fuse/test_devsync.c sweeps power cuts over this.
  *
  * Record blocks start with their type byte (0x01-0x03), erased blocks
  * with the erase byte (0x00 or 0xFF): that tells a write of data from an
@@ -87,9 +89,17 @@ void devsync_install(ekv_device *const devs[], unsigned n)
     }
 }
 
-void devsync_policy(enum flush_policy p)
+int devsync_put(ekv_store *s, const void *key, size_t klen, const void *val,
+                size_t len, enum flush_policy p)
 {
     policy = p;
+    int err = ekv_put(s, key, klen, val, len);
+    policy = FLUSH_ALWAYS;
+    /* A failed put erased what it had written: that must be durable
+     * before anyone is told, or a crash could bring the new value back. */
+    if (err)
+        (void)devsync_now();
+    return err;
 }
 
 int devsync_now(void)
