@@ -37,6 +37,12 @@ run cmp "$work/blob.bin" "$mnt/firmware-blob"
 run rm "$mnt/answer"
 run df -h "$mnt"
 run fusermount3 -u "$mnt"
+# fusermount3 returns once the kernel lets go; the daemon then stores and
+# closes the images, releasing their locks a moment later.
+for _ in $(seq 50); do
+    flock -n "$work/a.img" true && flock -n "$work/b.img" true && break
+    sleep 0.1
+done
 echo "# after unmount, both replicas hold the same keys:"
 run "$ekv" ls -l "$work/a.img" "$work/b.img"
 run "$ekv" get "$work/b.img" greeting

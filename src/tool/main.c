@@ -13,7 +13,7 @@ static const struct {
     int (*fn)(int, char **);
     const char *usage;
 } commands[] = {
-    {"mount", cmd_mount, "mount [-f] [-d] [-o OPTS] IMAGE... MOUNTPOINT"},
+    {"mount", cmd_mount, "mount [-f] [-d] [-s] [-o OPTS] IMAGE... MOUNTPOINT"},
     {"format", cmd_format,
      "format [--block-size N] [--blocks N | --size BYTES] [--erase-byte 00|ff | --keep-data] [--force] IMAGE..."},
     {"ls", cmd_ls, "ls [-l] [--json] IMAGE..."},
