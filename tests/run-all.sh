@@ -68,6 +68,8 @@ else
     failed=$((failed + 1))
 fi
 
+step install-check bash tests/install-check.sh build
+
 for s in tests/proof/*.sh; do
     [ -e "$s" ] || continue
     step "$(basename "$s" .sh)" bash "$s" "$root"
