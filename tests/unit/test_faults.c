@@ -534,6 +534,7 @@ START_TEST(format_reports_write_and_flush_failures)
 }
 END_TEST
 
+#ifndef EKV_NO_INDEX
 START_TEST(write_failure_at_every_write_of_repair_loses_no_key)
 {
     values_init();
@@ -582,6 +583,7 @@ START_TEST(write_failure_at_every_write_of_repair_loses_no_key)
     }
 }
 END_TEST
+#endif
 
 static Suite *make(void)
 {

@@ -731,6 +731,7 @@ START_TEST(iterate_of_empty_store_calls_nothing)
 }
 END_TEST
 
+#ifndef EKV_NO_INDEX
 START_TEST(stat_key_reports_the_newest_record)
 {
     simdev *sd[1] = {NULL};
@@ -752,7 +753,9 @@ START_TEST(stat_key_reports_the_newest_record)
     sim_free(sd[0]);
 }
 END_TEST
+#endif
 
+#ifndef EKV_NO_INDEX
 START_TEST(stats_count_blocks_records_and_geometry)
 {
     simdev *sd[1] = {NULL};
@@ -782,7 +785,9 @@ START_TEST(stats_count_blocks_records_and_geometry)
     sim_free(sd[0]);
 }
 END_TEST
+#endif
 
+#ifndef EKV_NO_INDEX
 START_TEST(index_memory_per_key_is_at_most_48_bytes_plus_key_length)
 {
     simdev *sd[1] = {NULL};
@@ -806,6 +811,7 @@ START_TEST(index_memory_per_key_is_at_most_48_bytes_plus_key_length)
     sim_free(sd[0]);
 }
 END_TEST
+#endif
 
 START_TEST(recover_rebuilds_the_same_view)
 {
@@ -995,6 +1001,7 @@ START_TEST(allocation_failure_anywhere_in_open_is_enomem_without_leaks)
 }
 END_TEST
 
+#ifndef EKV_NO_INDEX
 START_TEST(allocation_failure_in_put_is_enomem_and_changes_nothing)
 {
     counting c = {0, -1};
@@ -1035,6 +1042,7 @@ START_TEST(allocation_failure_in_put_is_enomem_and_changes_nothing)
     sim_free(sd);
 }
 END_TEST
+#endif
 
 static Suite *make(void)
 {
