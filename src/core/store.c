@@ -479,7 +479,7 @@ int ekv_put_flags(ekv_store *s, const void *key_, size_t key_len,
     }
     /* Keep what the old records were: in scan mode e is scratch that
      * writing may not touch, but the erase below needs it. */
-    ekv_slot old[EKV_MAX_REPLICAS];
+    ekv_slot old[EKV_MAX_REPLICAS] = {{0}}; /* zeroed: quiets the analyzer */
     for (unsigned r = 0; r < s->n; r++)
         old[r] = e->rep[r];
 
@@ -501,10 +501,12 @@ int ekv_put_flags(ekv_store *s, const void *key_, size_t key_len,
          * erased the newer one: after a failed erase, try once more (a
          * transient error is the common case; the chain walk skips what
          * is already erased). */
-        uint32_t oldn = (uint32_t)record_blocks(s->bs, key_len, old[r].size);
-        if (old[r].desc != EKV_BLOCK_NONE &&
-            erase_chain(s, r, old[r].desc, oldn) != 0)
-            (void)erase_chain(s, r, old[r].desc, oldn);
+        if (old[r].desc != EKV_BLOCK_NONE) {
+            uint32_t oldn =
+                (uint32_t)record_blocks(s->bs, key_len, old[r].size);
+            if (erase_chain(s, r, old[r].desc, oldn) != 0)
+                (void)erase_chain(s, r, old[r].desc, oldn);
+        }
         e->rep[r].desc = desc[r];
         e->rep[r].gen = gen + 1;
         e->rep[r].size = (uint32_t)val_len;

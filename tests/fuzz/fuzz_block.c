@@ -9,7 +9,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fz f = {data, size, 0};
     /* Block size from the input, at least the decoder's minimum. */
-    uint32_t bs = 36u + (uint32_t)(((unsigned)fz_u8(&f) << 8 | fz_u8(&f)) % 1024u);
+    uint32_t hi = fz_u8(&f), lo = fz_u8(&f); /* in this order */
+    uint32_t bs = 36u + ((hi << 8 | lo) % 1024u);
     uint8_t *blk = malloc(bs);
     FUZZ_CHECK(blk != NULL);
     fz_bytes(&f, blk, bs);

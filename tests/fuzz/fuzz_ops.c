@@ -100,7 +100,8 @@ static void check_all(ekv_store *s, state *st, uint8_t *buf, size_t cap)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fz f = {data, size, 0};
-    size_t img_len = ((size_t)fz_u8(&f) << 8 | fz_u8(&f)) % 16384;
+    size_t hi = fz_u8(&f), lo = fz_u8(&f); /* in this order */
+    size_t img_len = (hi << 8 | lo) % 16384;
     fz fi = {data + f.i, f.n - f.i < img_len ? f.n - f.i : img_len, 0};
     f.i += fi.n;
     fuzz_image im;

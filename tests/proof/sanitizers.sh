@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# sanitizers.sh ROOT - build everything with AddressSanitizer and
+# UndefinedBehaviorSanitizer and -Werror (gcc, -Wall -Wextra by
+# warning_level=2) in build-asan, then run every meson test except the
+# FUSE mounts (a daemon under ASan is the FUSE suite's business, it runs
+# unsanitized in the main build) and benchmarks. Any leak, overflow, use
+# after free or undefined behaviour fails a test, and so the script.
+# Then the same -Werror build with clang (its warnings differ from gcc's).
+source "$(dirname "$0")/lib/common.bash"
+root=$(proof_root "${1:-}") || exit 2
+need meson meson
+need ninja ninja-build
+bdir=$root/build-asan
+log=$(logfile "$bdir")
+fail=0
+
+echo "sanitizers: building in $bdir (gcc, address+undefined, -Werror)"
+if [ ! -d "$bdir" ]; then
+    quiet "$log" meson setup "$bdir" -Db_sanitize=address,undefined \
+        -Db_lundef=false -Dwerror=true -Dbench=false || exit 1
+fi
+# Keep going past a broken target, so that every other test still runs.
+if ! quiet "$log" ninja -C "$bdir" -k 0; then
+    echo "sanitizers: the -Werror build failed (see above)"
+    fail=1
+fi
+
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1
+export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+echo "sanitizers: running the tests (all suites but fuse and bench)"
+# Every test of the wanted suites whose program got built (a broken
+# target already failed the run above; the rest is still worth knowing).
+mapfile -t tests < <(python3 - "$bdir" <<'PY'
+import json, os, subprocess, sys
+t = json.loads(subprocess.run(["meson", "introspect", "--tests", sys.argv[1]],
+                              capture_output=True, text=True).stdout)
+for x in t:
+    if set(x["suite"]) & {"embedkv:fuse", "embedkv:bench"}:
+        continue
+    if os.path.exists(x["cmd"][0]) and all(
+            os.path.exists(a) for a in x["cmd"][1:2] if a.startswith("/")):
+        print(x["name"])
+PY
+)
+echo "sanitizers: ${#tests[@]} tests"
+if ! meson test -C "$bdir" --no-rebuild --print-errorlogs \
+        --timeout-multiplier 4 "${tests[@]}" >"$bdir/test.txt" 2>&1; then
+    fail=1
+fi
+grep -E '^ *[0-9]+/[0-9]+ ' "$bdir/test.txt" | grep -vE ' OK ' | head -n 40
+sed -n '/^Ok:/,/^Timeout:/p' "$bdir/test.txt"
+
+if command -v clang >/dev/null 2>&1; then
+    cdir=$root/build-clang-werror
+    echo "sanitizers: -Werror build with clang in $cdir"
+    if [ ! -d "$cdir" ]; then
+        CC=clang quiet "$(logfile "$cdir")" meson setup "$cdir" -Dwerror=true \
+            -Dbench=false || fail=1
+    fi
+    [ -d "$cdir" ] && { quiet "$(logfile "$cdir")" ninja -C "$cdir" || fail=1; }
+fi
+echo "sanitizers: done in $SECONDS s"
+[ $fail -eq 0 ] && echo "sanitizers: clean" || echo "sanitizers: FAILED"
+exit $fail
