@@ -18,6 +18,9 @@
  * - "Durable" below means: written and flushed through every active
  *   replica's flush callback. What flush guarantees is the device's business
  *   (the POSIX file device calls fdatasync() unless opened with NOSYNC).
+ * - A device read that fails, or returns a block that is neither valid nor
+ *   cleanly erased, is tried once more before the core acts on it, so one
+ *   transient error or bit flip never costs a record.
  * - The core calls no POSIX or stdio function. Memory comes from the
  *   allocator in ekv_options (the C library's malloc/free when none is given,
  *   unless built with EKV_NO_MALLOC).
@@ -337,7 +340,8 @@ int ekv_get_replica(ekv_store *s, unsigned i, const void *key, size_t key_len,
  * Durable on return 0: the new value on every active replica. If erasing
  * the old record then fails, the put still returns 0: the newer generation
  * wins on every read and recovery, and the old blocks stay out of use until
- * the next recovery erases them (ekv_stats counts the errors).
+ * the next recovery erases them (ekv_stats counts the errors); a failed
+ * erase is tried once more first. A delete retries a failed erase too.
  */
 int ekv_put(ekv_store *s, const void *key, size_t key_len, const void *val,
             size_t val_len);
@@ -426,8 +430,9 @@ int ekv_replica_report_get(ekv_store *s, unsigned i, ekv_replica_report *r);
  * the first such error is returned. ekv_replica_report_get() tells which.
  * @copied: if not NULL, receives the number of records written.
  * Returns 0, EKV_EROFS, EKV_ENOSPC (a lagging replica is too full), the
- * dropped replica's error, EKV_ENOSYS in an EKV_NO_INDEX build, or the
- * device's error. Durable on return 0.
+ * dropped replica's error, the read error when no copy of some key could
+ * be read, EKV_ENOSYS in an EKV_NO_INDEX build, or the device's error.
+ * Durable on return 0.
  */
 int ekv_repair(ekv_store *s, uint32_t *copied);
 #endif
