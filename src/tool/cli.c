@@ -237,33 +237,6 @@ void keys_free(key_item *items, size_t n)
     free(items);
 }
 
-/* Length of the valid UTF-8 sequence at p (1..4), or 0. */
-static size_t utf8_seq(const unsigned char *p, size_t n)
-{
-    unsigned char c = p[0];
-    size_t len;
-    uint32_t cp, min;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF)
-        len = 2, cp = c & 0x1Fu, min = 0x80;
-    else if (c >= 0xE0 && c <= 0xEF)
-        len = 3, cp = c & 0x0Fu, min = 0x800;
-    else if (c >= 0xF0 && c <= 0xF4)
-        len = 4, cp = c & 0x07u, min = 0x10000;
-    else
-        return 0;
-    if (n < len)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((p[i] & 0xC0) != 0x80)
-            return 0;
-        cp = cp << 6 | (p[i] & 0x3Fu);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return len;
-}
 
 void json_str(FILE *f, const char *s_, size_t len)
 {
@@ -279,7 +252,7 @@ void json_str(FILE *f, const char *s_, size_t len)
             fprintf(f, "\\u%04x", c);
             i++;
         } else {
-            size_t l = utf8_seq(s + i, len - i);
+            size_t l = utf8_len(s + i, len - i);
             if (l == 0) {
                 fputs("\\ufffd", f);
                 i++;

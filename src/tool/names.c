@@ -6,8 +6,7 @@
 
 static const char hex[] = "0123456789ABCDEF";
 
-/* Length of the valid UTF-8 sequence at p (1..4), or 0 if invalid. */
-static size_t utf8_len(const uint8_t *p, size_t n)
+size_t utf8_len(const uint8_t *p, size_t n)
 {
     uint8_t c = p[0];
     size_t len;

@@ -23,6 +23,10 @@
 #define NAME_MAX_BYTES 255
 #define SHORT_PREFIX_BYTES 200
 
+/* Length of the valid UTF-8 sequence at p (1..4, at most n), or 0 if the
+ * bytes there are not one. */
+size_t utf8_len(const uint8_t *p, size_t n);
+
 /* Escape key into out (NUL-terminated). out needs 3 * klen + 1 bytes, or
  * at least 4 (for "%" and the dot names). Returns the name's length. */
 size_t key_escape(const uint8_t *key, size_t klen, char *out);
