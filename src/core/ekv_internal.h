@@ -220,6 +220,8 @@ struct ekv_store {
 #endif
     uint32_t free00, freeff; /* free blocks by first byte, last scan */
     bool erase_decided;      /* EKV_OPEN_ERASE_AUTO has chosen */
+    const uint8_t *sound; /* the buffer dev_read last filled with a typed
+                             block whose CRC it verified, else NULL */
     int lookup_err;  /* scan mode: a read error the last locate met, so
                         "not found" may be wrong; 0 in indexed mode */
     ekv_replica rep[];
@@ -235,6 +237,12 @@ static inline bool replica_active(const ekv_store *s, unsigned r)
  * scan of the first recovered replica counted (free00/freeff). */
 void decide_erase_byte(ekv_store *s);
 int dev_read(ekv_store *s, unsigned r, uint32_t b, void *buf);
+/* The CRC check for a buffer dev_read just filled: free when dev_read
+ * already verified it (every read is checked once there, for the retry). */
+static inline bool read_crc_ok(const ekv_store *s, const uint8_t *buf)
+{
+    return buf == s->sound || block_crc_ok(buf, s->bs);
+}
 #ifndef EKV_READONLY
 int dev_write(ekv_store *s, unsigned r, uint32_t b, const void *buf);
 int dev_flush(ekv_store *s, unsigned r);

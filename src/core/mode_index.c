@@ -168,7 +168,7 @@ int mode_recover(ekv_store *s, unsigned r)
         uint8_t type = buf[0];
         bool crc_ok = (type == EKV_TYPE_DESCRIPTOR || type == EKV_TYPE_CHUNK ||
                        type == EKV_TYPE_HEADER) &&
-                      block_crc_ok(buf, s->bs);
+                      read_crc_ok(s, buf);
         if (crc_ok && type == EKV_TYPE_DESCRIPTOR) {
             rep->descriptor_blocks++;
             t.kind[b] = K_DESC;
@@ -397,6 +397,8 @@ static int revive_replica(ekv_store *s, unsigned r)
         err = dev_flush(s, r);
     if (err)
         return err;
+    if (s->sound == s->wbuf)
+        s->sound = NULL;
     header_encode(s->wbuf, s->bs, s->bc, s->id_base + r, s->format_seq);
     err = dev_write(s, r, 0, s->wbuf);
     if (!err)

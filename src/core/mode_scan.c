@@ -24,7 +24,7 @@ static bool is_free(const uint8_t *blk)
 
 static bool is_descriptor(const ekv_store *s, const uint8_t *blk)
 {
-    return blk[0] == EKV_TYPE_DESCRIPTOR && block_crc_ok(blk, s->bs) &&
+    return blk[0] == EKV_TYPE_DESCRIPTOR && read_crc_ok(s, blk) &&
            desc_sane(blk, s->bs);
 }
 
@@ -141,7 +141,7 @@ int mode_recover(ekv_store *s, unsigned r)
         }
         bool valid = (blk[0] == EKV_TYPE_DESCRIPTOR ||
                       blk[0] == EKV_TYPE_CHUNK) &&
-                     block_crc_ok(blk, s->bs);
+                     read_crc_ok(s, blk);
         if (valid && blk[0] == EKV_TYPE_DESCRIPTOR)
             rep->descriptor_blocks++;
         else if (valid)
@@ -168,7 +168,7 @@ int mode_recover(ekv_store *s, unsigned r)
         if (dev_read(s, r, b, blk) || is_free(blk))
             continue;
         bool keep = false;
-        if (blk[0] == EKV_TYPE_DESCRIPTOR && block_crc_ok(blk, s->bs)) {
+        if (blk[0] == EKV_TYPE_DESCRIPTOR && read_crc_ok(s, blk)) {
             enum verdict v = judge(s, r, b);
             keep = v == V_KEPT;
             if (v == V_INCOMPLETE)
@@ -179,7 +179,7 @@ int mode_recover(ekv_store *s, unsigned r)
                 rep->stale_records++;
             if (keep)
                 rep->keys++;
-        } else if (blk[0] == EKV_TYPE_CHUNK && block_crc_ok(blk, s->bs) &&
+        } else if (blk[0] == EKV_TYPE_CHUNK && read_crc_ok(s, blk) &&
                    chunk_sane(blk, s->bs)) {
             keep = chunk_kept(s, r, b, get_le32(blk + CHUNK_OWNER));
         }

@@ -51,12 +51,21 @@ static bool read_plausible(const uint8_t *p, uint32_t bs)
 int dev_read(ekv_store *s, unsigned r, uint32_t b, void *buf)
 {
     ekv_device *d = s->rep[r].dev;
+    const uint8_t *p = buf;
+    s->sound = NULL;
     int err = d->read(d, b, buf);
     if (!err && read_plausible(buf, s->bs))
-        return 0;
+        goto plausible;
     if (err)
         s->io_errors++;
-    return io_result(s, d->read(d, b, buf));
+    err = io_result(s, d->read(d, b, buf));
+    if (err || !read_plausible(buf, s->bs))
+        return err;
+plausible:
+    /* read_plausible checked the CRC of a typed block: remember it. */
+    if (p[0] >= EKV_TYPE_HEADER && p[0] <= EKV_TYPE_CHUNK)
+        s->sound = p;
+    return 0;
 }
 
 #ifndef EKV_READONLY
@@ -124,7 +133,7 @@ int read_record(ekv_store *s, unsigned r, const ekv_slot *sl,
     int err = dev_read(s, r, sl->desc, blk);
     if (err)
         return err;
-    if (blk[0] != EKV_TYPE_DESCRIPTOR || !block_crc_ok(blk, bs) ||
+    if (blk[0] != EKV_TYPE_DESCRIPTOR || !read_crc_ok(s, blk) ||
         !desc_sane(blk, bs) || get_le16(blk + DESC_KEY_SIZE) != key_len ||
         get_le32(blk + DESC_GENERATION) != sl->gen ||
         get_le32(blk + DESC_TOTAL_SIZE) != sl->size ||
@@ -143,7 +152,7 @@ int read_record(ekv_store *s, unsigned r, const ekv_slot *sl,
         if (err)
             return err;
         uint32_t size = get_le32(blk + CHUNK_PAYLOAD_SIZE);
-        if (blk[0] != EKV_TYPE_CHUNK || !block_crc_ok(blk, bs) ||
+        if (blk[0] != EKV_TYPE_CHUNK || !read_crc_ok(s, blk) ||
             !chunk_sane(blk, bs) || get_le32(blk + CHUNK_OWNER) != sl->desc ||
             get_le32(blk + CHUNK_INDEX) != idx || size > sl->size - have)
             return EKV_ECORRUPT;
@@ -287,6 +296,8 @@ static void build_block(ekv_store *s, uint32_t idx, uint32_t self,
 {
     const uint32_t bs = s->bs;
     uint8_t *blk = s->wbuf;
+    if (s->sound == blk)
+        s->sound = NULL;
     memset(blk, 0, bs);
     if (idx == 0) {
         size_t first = val_len;
@@ -361,14 +372,14 @@ int erase_chain(ekv_store *s, unsigned r, uint32_t desc, uint32_t count)
     uint32_t next = EKV_BLOCK_NONE;
     int err = 0;
     if (count != 1 && dev_read(s, r, desc, blk) == 0 &&
-        blk[0] == EKV_TYPE_DESCRIPTOR && block_crc_ok(blk, s->bs)) {
+        blk[0] == EKV_TYPE_DESCRIPTOR && read_crc_ok(s, blk)) {
         count = get_le32(blk + DESC_CHUNK_COUNT);
         next = get_le32(blk + DESC_NEXT);
     }
     for (uint32_t idx = 1; idx < count && next < s->bc; idx++) {
         /* Only blocks that still say they belong here are ours. */
         if (dev_read(s, r, next, blk) || blk[0] != EKV_TYPE_CHUNK ||
-            !block_crc_ok(blk, s->bs) ||
+            !read_crc_ok(s, blk) ||
             get_le32(blk + CHUNK_OWNER) != desc ||
             get_le32(blk + CHUNK_INDEX) != idx)
             break;
