@@ -235,7 +235,14 @@ static inline bool replica_active(const ekv_store *s, unsigned r)
 /* store.c, for the modes */
 /* With EKV_OPEN_ERASE_AUTO, settle the erase byte from the free blocks the
  * scan of the first recovered replica counted (free00/freeff). */
+#ifndef EKV_READONLY
 void decide_erase_byte(ekv_store *s);
+#else
+static inline void decide_erase_byte(ekv_store *s)
+{
+    (void)s; /* nothing is ever erased */
+}
+#endif
 int dev_read(ekv_store *s, unsigned r, uint32_t b, void *buf);
 /* The CRC check for a buffer dev_read just filled: free when dev_read
  * already verified it (every read is checked once there, for the retry). */

@@ -189,10 +189,12 @@ int mode_recover(ekv_store *s, unsigned r)
             c->size = get_le32(buf + CHUNK_PAYLOAD_SIZE);
         } else if (!crc_ok && (type == 0x00 || type == 0xff)) {
             t.kind[b] = K_FREE;
+#ifndef EKV_READONLY
             if (type == 0xff)
                 s->freeff++;
             else
                 s->free00++;
+#endif
         } else {
             /* Bad CRC, unknown type, or a header outside block 0. */
             rep->garbage_blocks++;

@@ -148,10 +148,12 @@ int mode_recover(ekv_store *s, unsigned r)
             rep->chunk_blocks++;
         else if (is_free(blk)) {
             rep->free_blocks++;
+#ifndef EKV_READONLY
             if (blk[0] == 0xff)
                 s->freeff++;
             else
                 s->free00++;
+#endif
         }
         else
             rep->garbage_blocks++;

@@ -87,6 +87,7 @@ int dev_flush(ekv_store *s, unsigned r)
 }
 #endif
 
+#ifndef EKV_READONLY
 void decide_erase_byte(ekv_store *s)
 {
     if (!(s->flags & EKV_OPEN_ERASE_AUTO) || s->erase_decided)
@@ -96,6 +97,7 @@ void decide_erase_byte(ekv_store *s)
     memset(s->ebuf, s->erase_byte, s->bs);
     s->erase_decided = true;
 }
+#endif
 
 /* ---- record checks -------------------------------------------------- */
 
