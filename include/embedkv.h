@@ -126,6 +126,14 @@ struct ekv_device {
     void (*close)(ekv_device *dev);
     /* The backend's own state. */
     void *ctx;
+    /* Optional: read `count` consecutive blocks from `first` into buf
+     * (count * block_size bytes) in one go, for recovery's scan of the
+     * whole storage. NULL: the core reads one block at a time (what a flash
+     * with block-sized I/O wants). A failed or short read here is never
+     * taken as a verdict on any block: the core reads every block of the
+     * range again through read(), with its usual retry. */
+    int (*read_blocks)(ekv_device *dev, uint32_t first, uint32_t count,
+                       void *buf);
 };
 
 /* Close a device through its close callback. NULL is accepted. */

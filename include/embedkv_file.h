@@ -46,6 +46,50 @@ extern "C" {
 int ekv_file_open(ekv_device **out, const char *path, uint32_t flags,
                   uint32_t block_size, uint32_t block_count);
 
+/* Options of ekv_file_open_ex(). Zero-initialise and set what you need. */
+typedef struct ekv_file_options {
+    /* EKV_FILE_* flags. */
+    uint32_t flags;
+    /* As for ekv_file_open: 0 reads them from the storage header found at
+     * `offset` (block_count 0: from the window's length, else the header). */
+    uint32_t block_size;
+    uint32_t block_count;
+    /* The window: the store occupies bytes [offset, offset + length) of the
+     * file, block 0 at `offset`. Nothing outside it is ever read for the
+     * store's blocks or written, and the file is never resized when either
+     * is non-zero (EKV_FILE_CREATE then requires the window to lie inside
+     * the existing file). length 0: block_size * block_count (from the
+     * arguments, else from the header at offset); with offset 0 and no
+     * header either, the whole file as ekv_file_open does. */
+    uint64_t offset;
+    uint64_t length;
+    /* Milliseconds to wait for a lock another process holds before
+     * returning EKV_EBUSY (0: do not wait). */
+    uint32_t lock_wait_ms;
+} ekv_file_options;
+
+/*
+ * ekv_file_open_ex - ekv_file_open with a window inside the file and a
+ * bounded wait for the lock.
+ * Locking: every open takes an flock() on the whole file (exclusive for a
+ * writable open of the whole file, shared otherwise) and an open-file-
+ * description lock (F_OFD_SETLK) on its window's bytes (write lock when
+ * writable, read lock when not). So two writers of one file conflict
+ * unless their windows do not overlap, and a reader conflicts with any
+ * writer of bytes it reads.
+ * The path must name a regular file or a block device: a FIFO, socket,
+ * character device or directory is refused at once (-ENODEV, -EISDIR)
+ * without blocking in open().
+ * Returns what ekv_file_open returns; EKV_EDOM also when the window does
+ * not lie inside the file or its length is not a whole number of blocks.
+ */
+int ekv_file_open_ex(ekv_device **out, const char *path,
+                     const ekv_file_options *opt);
+
+/* The window of a file device: its byte offset in the file (0 for any
+ * other device). */
+uint64_t ekv_file_offset(const ekv_device *dev);
+
 /* The path given to ekv_file_open (for messages). */
 const char *ekv_file_path(const ekv_device *dev);
 

@@ -4,6 +4,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <time.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@ typedef struct file_dev {
     ekv_device dev;
     int fd;
     uint32_t flags;
+    off_t base; /* byte offset of block 0 in the file (the window) */
     char *path;
 } file_dev;
 
@@ -28,7 +30,7 @@ static int neg_errno(int e)
 static int fd_read(ekv_device *d, uint32_t block, void *buf)
 {
     file_dev *f = d->ctx;
-    off_t off = (off_t)block * d->block_size;
+    off_t off = f->base + (off_t)block * d->block_size;
     size_t done = 0;
     if (block >= d->block_count)
         return EKV_EINVAL;
@@ -49,7 +51,7 @@ static int fd_read(ekv_device *d, uint32_t block, void *buf)
 static int fd_write(ekv_device *d, uint32_t block, const void *buf)
 {
     file_dev *f = d->ctx;
-    off_t off = (off_t)block * d->block_size;
+    off_t off = f->base + (off_t)block * d->block_size;
     size_t done = 0;
     if (block >= d->block_count)
         return EKV_EINVAL;
@@ -100,82 +102,184 @@ int ekv_file_is_rdonly(const ekv_device *d)
            (((file_dev *)d->ctx)->flags & EKV_FILE_RDONLY);
 }
 
-/* Block size from a header's first bytes, 0 if there is no header. */
-static uint32_t header_block_size(int fd)
+/* Block size and count from a header's first bytes at off, 0 if there is
+ * no header there. */
+static uint32_t header_geometry(int fd, off_t off, uint32_t *count)
 {
-    uint8_t h[12];
-    if (pread(fd, h, sizeof(h), 0) != (ssize_t)sizeof(h))
+    uint8_t h[16];
+    if (pread(fd, h, sizeof(h), off) != (ssize_t)sizeof(h))
         return 0;
     if (h[0] != 0x01 || memcmp(h + 1, "EKV", 3) != 0)
         return 0;
+    *count = (uint32_t)h[12] | ((uint32_t)h[13] << 8) |
+             ((uint32_t)h[14] << 16) | ((uint32_t)h[15] << 24);
     return (uint32_t)h[8] | ((uint32_t)h[9] << 8) | ((uint32_t)h[10] << 16) |
            ((uint32_t)h[11] << 24);
 }
 
-int ekv_file_open(ekv_device **out, const char *path, uint32_t flags,
-                  uint32_t block_size, uint32_t block_count)
+/* One attempt at both locks (see embedkv_file.h). 0, EKV_EBUSY, or an
+ * error. On EKV_EBUSY nothing is held that a retry would trip over: the
+ * flock is converted in place and the OFD lock is per description. */
+static int try_locks(int fd, int writer, int whole, off_t off, off_t len)
 {
-    if (!out || !path)
-        return EKV_EINVAL;
-    *out = NULL;
-    int rdonly = (flags & EKV_FILE_RDONLY) != 0;
-    if (rdonly && (flags & EKV_FILE_CREATE))
-        return EKV_EINVAL;
-    if ((flags & EKV_FILE_CREATE) && (!block_size || !block_count))
-        return EKV_EINVAL;
-    int oflags = (rdonly ? O_RDONLY : O_RDWR) | O_CLOEXEC;
-    if (flags & EKV_FILE_CREATE)
-        oflags |= O_CREAT;
-    int fd = open(path, oflags, 0644);
+    int op = (writer && whole) ? LOCK_EX : LOCK_SH;
+    if (flock(fd, op | LOCK_NB) != 0)
+        return errno == EWOULDBLOCK ? EKV_EBUSY : neg_errno(errno);
+    struct flock fl = {
+        .l_type = writer ? F_WRLCK : F_RDLCK,
+        .l_whence = SEEK_SET,
+        .l_start = off,
+        .l_len = len,
+    };
+    if (fcntl(fd, F_OFD_SETLK, &fl) != 0) {
+        int e = errno;
+        /* File systems without OFD locks still have the flock. */
+        if (e == EINVAL || e == ENOLCK || e == EOPNOTSUPP)
+            return 0;
+        return (e == EAGAIN || e == EACCES) ? EKV_EBUSY : neg_errno(e);
+    }
+    return 0;
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static int take_locks(int fd, int writer, int whole, off_t off, off_t len,
+                      uint32_t wait_ms)
+{
+    uint64_t deadline = now_ms() + wait_ms;
+    for (;;) {
+        int err = try_locks(fd, writer, whole, off, len);
+        if (err != EKV_EBUSY || now_ms() >= deadline)
+            return err;
+        struct timespec nap = {0, 20 * 1000 * 1000};
+        nanosleep(&nap, NULL);
+    }
+}
+
+/* Open path without blocking on a FIFO, and refuse what is not a regular
+ * file or a block device. */
+static int open_image(const char *path, int oflags, int rdonly)
+{
+    int fd = open(path, oflags | O_NONBLOCK | O_NOCTTY, 0644);
     if (fd < 0) {
         int e = errno;
         if (e == ENOENT)
             return EKV_ENOENT;
+        /* A FIFO opened for writing with no reader says ENXIO. */
+        if (e == ENXIO)
+            return -ENODEV;
         if (!rdonly && (e == EACCES || e == EROFS || e == EPERM))
             return EKV_EROFS;
         return neg_errno(e);
     }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        return neg_errno(e);
+    }
+    if (S_ISDIR(st.st_mode) || !(S_ISREG(st.st_mode) || S_ISBLK(st.st_mode))) {
+        close(fd);
+        return S_ISDIR(st.st_mode) ? -EISDIR : -ENODEV;
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0)
+        (void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    return fd;
+}
+
+static uint64_t file_size_of(int fd, const struct stat *st)
+{
+    if (S_ISBLK(st->st_mode)) {
+        off_t end = lseek(fd, 0, SEEK_END);
+        return end < 0 ? 0 : (uint64_t)end;
+    }
+    return (uint64_t)st->st_size;
+}
+
+int ekv_file_open_ex(ekv_device **out, const char *path,
+                     const ekv_file_options *opt)
+{
+    if (!out || !path || !opt)
+        return EKV_EINVAL;
+    *out = NULL;
+    uint32_t flags = opt->flags;
+    uint32_t block_size = opt->block_size, block_count = opt->block_count;
+    uint64_t offset = opt->offset, length = opt->length;
+    int rdonly = (flags & EKV_FILE_RDONLY) != 0;
+    int windowed = offset != 0 || length != 0;
+    if (rdonly && (flags & EKV_FILE_CREATE))
+        return EKV_EINVAL;
+    if ((flags & EKV_FILE_CREATE) && (!block_size || !block_count))
+        return EKV_EINVAL;
+    if (offset > (uint64_t)INT64_MAX / 2 || length > (uint64_t)INT64_MAX / 2)
+        return EKV_EDOM;
+    int oflags = (rdonly ? O_RDONLY : O_RDWR) | O_CLOEXEC;
+    if ((flags & EKV_FILE_CREATE) && !windowed)
+        oflags |= O_CREAT;
+    int fd = open_image(path, oflags, rdonly);
+    if (fd < 0)
+        return fd;
     int err = 0;
     struct stat st;
-    if (!(flags & EKV_FILE_NOLOCK) &&
-        flock(fd, (rdonly ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
-        err = errno == EWOULDBLOCK ? EKV_EBUSY : neg_errno(errno);
-        goto fail;
-    }
     if (fstat(fd, &st) != 0) {
         err = neg_errno(errno);
         goto fail;
     }
-    if (S_ISDIR(st.st_mode)) {
-        err = -EISDIR;
-        goto fail;
+    uint64_t fsize = file_size_of(fd, &st);
+
+    /* The geometry: arguments, else the window, else the header. */
+    if (!block_size) {
+        uint32_t hc = 0;
+        block_size = header_geometry(fd, (off_t)offset, &hc);
+        if (!block_size) {
+            err = (fsize == 0 || offset >= fsize) ? EKV_EDOM : EKV_EBADHDR;
+            goto fail;
+        }
+        if (!block_count && !length && windowed)
+            block_count = hc;
     }
-    if (flags & EKV_FILE_CREATE) {
+    if (length) {
+        if (length % block_size != 0 || length / block_size > 0xffffffffu ||
+            (block_count && length / block_size != block_count)) {
+            err = EKV_EDOM;
+            goto fail;
+        }
+        block_count = (uint32_t)(length / block_size);
+    }
+    if ((flags & EKV_FILE_CREATE) && !windowed) {
         off_t want = (off_t)block_size * block_count;
-        if (S_ISREG(st.st_mode) && st.st_size != want &&
+        if (S_ISREG(st.st_mode) && (uint64_t)want != fsize &&
             ftruncate(fd, want) != 0) {
             err = neg_errno(errno);
             goto fail;
         }
-        st.st_size = want;
-    } else {
-        if (!block_size)
-            block_size = header_block_size(fd);
-        if (!block_size) {
-            err = st.st_size == 0 ? EKV_EDOM : EKV_EBADHDR;
-            goto fail;
-        }
-        if (S_ISBLK(st.st_mode)) {
-            off_t end = lseek(fd, 0, SEEK_END);
-            st.st_size = end < 0 ? 0 : end;
-        }
-        if (st.st_size == 0 || st.st_size % block_size != 0 ||
-            (uint64_t)st.st_size / block_size > 0xffffffffu ||
-            (block_count && (uint64_t)st.st_size / block_size != block_count)) {
+        fsize = (uint64_t)want;
+    }
+    if (!windowed) {
+        if (fsize == 0 || fsize % block_size != 0 ||
+            fsize / block_size > 0xffffffffu ||
+            (block_count && fsize / block_size != block_count)) {
             err = EKV_EDOM;
             goto fail;
         }
-        block_count = (uint32_t)((uint64_t)st.st_size / block_size);
+        block_count = (uint32_t)(fsize / block_size);
+    } else if (!block_count ||
+               offset + (uint64_t)block_size * block_count > fsize) {
+        err = EKV_EDOM; /* the window does not lie inside the file */
+        goto fail;
+    }
+    uint64_t span = (uint64_t)block_size * block_count;
+    if (!(flags & EKV_FILE_NOLOCK)) {
+        err = take_locks(fd, !rdonly, !windowed, (off_t)offset, (off_t)span,
+                         opt->lock_wait_ms);
+        if (err)
+            goto fail;
     }
 
     file_dev *f = calloc(1, sizeof(*f));
@@ -188,6 +292,7 @@ int ekv_file_open(ekv_device **out, const char *path, uint32_t flags,
     }
     f->fd = fd;
     f->flags = flags;
+    f->base = (off_t)offset;
     f->path = p;
     f->dev.block_size = block_size;
     f->dev.block_count = block_count;
@@ -201,4 +306,21 @@ int ekv_file_open(ekv_device **out, const char *path, uint32_t flags,
 fail:
     close(fd);
     return err;
+}
+
+int ekv_file_open(ekv_device **out, const char *path, uint32_t flags,
+                  uint32_t block_size, uint32_t block_count)
+{
+    ekv_file_options o = {
+        .flags = flags,
+        .block_size = block_size,
+        .block_count = block_count,
+    };
+    return ekv_file_open_ex(out, path, &o);
+}
+
+uint64_t ekv_file_offset(const ekv_device *d)
+{
+    return d && d->close == fd_close ? (uint64_t)((file_dev *)d->ctx)->base
+                                     : 0;
 }

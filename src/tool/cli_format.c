@@ -20,6 +20,7 @@
 
 #include "cli.h"
 #include "commands.h"
+#include "numparse.h"
 
 #define DEFAULT_BLOCK_SIZE 256u
 
@@ -46,32 +47,11 @@ static const char format_help[] =
     "Exit: 0 ok, 1 refused (existing image without --force), 2 usage,\n"
     "5 I/O error or locked image. See embedkvfs(1).\n";
 
-/* Parse a decimal count with an optional K/M/G (KiB/MiB/GiB) suffix. */
+/* Every number goes through the tool's one parser (numparse.h). */
 static int parse_size(const char *s, int suffixes, uint64_t *out)
 {
-    char *end;
-    if (!*s || *s == '-' || *s == '+')
-        return -1;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s)
-        return -1;
-    uint64_t mul = 1;
-    if (suffixes && *end) {
-        switch (*end) {
-        case 'k': case 'K': mul = 1ull << 10; break;
-        case 'm': case 'M': mul = 1ull << 20; break;
-        case 'g': case 'G': mul = 1ull << 30; break;
-        default: return -1;
-        }
-        end++;
-        if (!strcmp(end, "iB") || !strcmp(end, "B"))
-            end += strlen(end);
-    }
-    if (*end || (v && mul > UINT64_MAX / v))
-        return -1;
-    *out = (uint64_t)v * mul;
-    return 0;
+    (void)suffixes;
+    return parse_number(s, UINT64_MAX, out) ? -1 : 0;
 }
 
 static int parse_erase_byte(const char *s, uint8_t *out)
