@@ -79,6 +79,8 @@ extern "C" {
 enum ekv_error {
     EKV_OK = 0,
     EKV_ENOENT = -2,        /* no such key */
+    EKV_ENXIO = -6,         /* a replica the store's epoch names was not
+                               given (open it with EKV_OPEN_DEGRADED) */
     EKV_EIO = -5,           /* a device read, write or flush failed */
     EKV_ENOMEM = -12,       /* the allocator returned NULL */
     EKV_EBUSY = -16,        /* the device is locked by another user */
@@ -92,8 +94,13 @@ enum ekv_error {
     EKV_ENAMETOOLONG = -36, /* key longer than EKV_MAX_KEY_SIZE() */
     EKV_ENOSYS = -38,       /* not available in this build (EKV_NO_INDEX) */
     EKV_EBADHDR = -74,      /* not an embedkv image: storage header invalid */
+    EKV_ENOTUNIQ = -76,     /* images are not replicas of one store: two
+                               carry one replica_id, or they were written
+                               apart (split brain); nothing is merged */
     EKV_ECORRUPT = -84,     /* every copy of a record is corrupt */
-    EKV_EVERSION = -95      /* unsupported format major version */
+    EKV_EVERSION = -95,     /* unsupported format major version */
+    EKV_ESTALE = -116       /* replica missed writes (epoch older than the
+                               others'): never read, rebuilt by heal/repair */
 };
 
 /* A static, human-readable message for an EKV_E* code (or a negated errno
@@ -172,6 +179,22 @@ typedef struct ekv_allocator {
  * which and why. */
 #define EKV_OPEN_DEGRADED 0x2u
 
+/* Heal on a writable open (see "Replica sets" below): rebuild replicas
+ * whose epoch is older than the others' (EKV_ESTALE), and copy each key's
+ * newest record to current replicas that lag behind after a crash. Without
+ * it (and without EKV_OPEN_DEGRADED) a writable open of a set with a stale
+ * replica fails with EKV_ESTALE. ekv_stats_get() and
+ * ekv_replica_report_get() say what it did. EKV_NO_INDEX builds cannot
+ * heal: there the flag is accepted but a stale replica still needs
+ * EKV_OPEN_DEGRADED (it is then dropped). */
+#define EKV_OPEN_HEAL 0x8u
+/* For ekv_repair of images that are not replicas of one store
+ * (EKV_ENOTUNIQ): keep the first image named with a valid header (and the
+ * images that agree with it) and drop the others with EKV_ENOTUNIQ, so
+ * that ekv_repair (with EKV_OPEN_DEGRADED) empties and overwrites them.
+ * Destroys the dropped images' data: only on a user's explicit request. */
+#define EKV_OPEN_FORCE 0x10u
+
 /* Pick the erase byte from the storage: the first replica's free blocks
  * decide (0xFF when more of them start with 0xFF than with 0x00, else
  * erase_byte), so a tool writing to a flash dump keeps its erased state. */
@@ -200,6 +223,12 @@ typedef struct ekv_format_options {
     uint8_t erase_data;
     /* Where the one block buffer comes from; NULL uses malloc/free. */
     const ekv_allocator *allocator;
+    /* The participant mask written to every header's flags field (bit
+     * replica_id & 31 per replica of the set, see "Replica sets"). 0 lets
+     * ekv_format choose: the bits of the n replicas when n > 1, else 0 (the
+     * upstream header, byte for byte). Set it to format the replicas of
+     * one set one call at a time. */
+    uint32_t participants;
 } ekv_format_options;
 
 /*
@@ -388,6 +417,14 @@ typedef struct ekv_stats {
     uint32_t max_key_size;     /* EKV_MAX_KEY_SIZE(block_size) */
     uint32_t read_only;        /* opened with EKV_OPEN_RDONLY */
     uint32_t io_errors;        /* device errors seen since open */
+    uint32_t epoch;            /* the set's epoch: the highest format_seq of
+                                  a valid header (ekv_open, Replica sets) */
+    uint32_t participants;     /* its participant mask (header flags; bit
+                                  replica_id & 31), 0 = every replica named */
+    uint32_t missing;          /* participants that are not in use now:
+                                  absent, dropped or stale (bits as above) */
+    uint32_t healed_replicas;  /* replicas rebuilt by heal/repair since open */
+    uint32_t healed_records;   /* records heal/repair copied since open */
     size_t index_bytes;        /* memory held by the key index */
     size_t memory_bytes;       /* all memory held by the store */
 } ekv_stats;
@@ -397,8 +434,19 @@ int ekv_stats_get(ekv_store *s, ekv_stats *st);
 
 /* What the scan of one replica found (ekv_replica_report). */
 typedef struct ekv_replica_report {
-    int status;              /* 0 in use, else why it was dropped */
+    int status;              /* 0 in use, else why it was dropped:
+                                EKV_ESTALE (older epoch: missed writes),
+                                EKV_ENOTUNIQ (not a replica of this store),
+                                EKV_EDOM (geometry), a header error, ... */
     uint32_t replica_id, format_seq;
+    uint32_t participants;   /* the header's flags field: participant mask */
+    uint32_t healed;         /* 1: rebuilt (emptied, refilled) by heal or
+                                repair since open */
+    uint32_t copied;         /* records heal or repair wrote to it */
+    uint32_t header_torn;    /* 1: its header's CRC is wrong but its fixed
+                                fields are this device's: a header write of
+                                an epoch change was cut (used, rewritten by
+                                the next change) */
     uint16_t version_major, version_minor;
     uint32_t block_size, block_count;
     uint32_t free_blocks;       /* free after recovery (in memory or not) */

@@ -96,9 +96,10 @@ bool block_crc_ok(const uint8_t *buf, uint32_t bs);
  * EKV_EVERSION, EKV_EDOM. */
 int header_validate(const uint8_t *buf, uint32_t bs, uint32_t dev_bs,
                     uint32_t dev_bc);
-/* Fill buf (bs bytes) with a v1.0 header. */
+/* Fill buf (bs bytes) with a v1.0 header; flags is the participant mask
+ * (replica.c). */
 void header_encode(uint8_t *buf, uint32_t bs, uint32_t bc,
-                   uint32_t replica_id, uint32_t format_seq);
+                   uint32_t replica_id, uint32_t format_seq, uint32_t flags);
 
 bool geometry_supported(uint32_t bs, uint32_t bc);
 
@@ -207,7 +208,8 @@ struct ekv_store {
     uint8_t erase_byte;
     uint32_t bs, bc;
     uint32_t id_base; /* replica_id of replica 0 as the good headers say */
-    uint32_t format_seq;
+    uint32_t format_seq; /* the set's epoch E (replica.c) */
+    uint32_t mask;       /* participants at E: bit replica_id & 31 */
     unsigned n;
     uint32_t io_errors;
     uint8_t *rbuf;   /* block read scratch */
@@ -224,6 +226,11 @@ struct ekv_store {
                              block whose CRC it verified, else NULL */
     int lookup_err;  /* scan mode: a read error the last locate met, so
                         "not found" may be wrong; 0 in indexed mode */
+    bool need_bump;  /* a participant of the epoch is not in use: the
+                        first change starts a new epoch (replica.c) */
+#ifndef EKV_NO_INDEX
+    uint32_t healed_replicas, healed_records;
+#endif
     ekv_replica rep[];
 };
 
@@ -310,5 +317,59 @@ int mode_iterate(ekv_store *s, int (*fn)(void *, const ekv_key_info *),
                  void *ctx);
 uint32_t mode_records(ekv_store *s);
 size_t mode_memory(ekv_store *s, size_t *index_bytes);
+#ifndef EKV_NO_INDEX
+/* Indexed mode only, for replica.c: the next entry of the index from
+ * position *pos (start at 0), or NULL at the end; and a replica whose data
+ * area was just erased gets a free map with every data block free. */
+ekv_entry *mode_next_entry(ekv_store *s, uint32_t *pos);
+int mode_reset_replica(ekv_store *s, unsigned r);
+#endif
+
+/* ---- replica.c: every rule about a set of replicas ----------------------
+ * Identity, geometry, epochs (the header's format_seq) and participant
+ * masks (its flags), the epoch bump before the first change, heal and
+ * repair. A build of one replica at most (EKV_MAX_REPLICAS == 1) has no set
+ * to keep: the rules compile away. */
+#if EKV_MAX_REPLICAS > 1
+/* After every header was read (status and report filled): settle geometry,
+ * identity, epochs and participants, drop what must be dropped, and say
+ * whether the open may go on (0) or why not. */
+int replica_settle(ekv_store *s);
+/* Whether a header that failed validation is one whose write an epoch
+ * change left torn: type, magic, major version, block size and count (the
+ * fields a header rewrite never changes) intact, only the CRC wrong. */
+bool replica_header_torn(const uint8_t *buf, uint32_t bs, uint32_t bc);
+/* Before the first change of the store (put, delete, heal, repair): when a
+ * participant of the epoch is not in use, start a new epoch on every active
+ * replica. 0 or the error that stops the change. */
+#ifndef EKV_READONLY
+int replica_before_change(ekv_store *s);
+/* EKV_OPEN_HEAL, after recovery of the active replicas. */
+int replica_heal(ekv_store *s);
+#endif
+#else
+static inline bool replica_header_torn(const uint8_t *buf, uint32_t bs,
+                                       uint32_t bc)
+{
+    (void)buf, (void)bs, (void)bc;
+    return false;
+}
+static inline int replica_settle(ekv_store *s)
+{
+    s->bs = s->rep[0].dev->block_size;
+    s->bc = s->rep[0].dev->block_count;
+    return s->rep[0].status;
+}
+static inline int replica_before_change(ekv_store *s)
+{
+    (void)s;
+    return 0;
+}
+static inline int replica_heal(ekv_store *s)
+{
+    (void)s;
+    return 0;
+}
+#endif
 
 #endif /* EKV_INTERNAL_H */

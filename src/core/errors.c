@@ -8,6 +8,11 @@ const char *ekv_strerror(int err)
     switch (err) {
     case EKV_OK: return "success";
     case EKV_ENOENT: return "no such key";
+    case EKV_ENXIO: return "a replica of this store is missing "
+                           "(name every image, or open degraded)";
+    case EKV_ENOTUNIQ: return "images are not replicas of one store";
+    case EKV_ESTALE: return "stale replica: it missed writes "
+                            "(older epoch than the others)";
     case EKV_EIO: return "input/output error";
     case EKV_ENOMEM: return "out of memory";
     case EKV_EBUSY: return "image is locked by another process (mounted?)";

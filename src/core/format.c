@@ -96,7 +96,7 @@ int header_validate(const uint8_t *buf, uint32_t bs, uint32_t dev_bs,
 
 #ifndef EKV_READONLY
 void header_encode(uint8_t *buf, uint32_t bs, uint32_t bc,
-                   uint32_t replica_id, uint32_t format_seq)
+                   uint32_t replica_id, uint32_t format_seq, uint32_t flags)
 {
     memset(buf, 0, bs);
     buf[0] = EKV_TYPE_HEADER;
@@ -107,7 +107,7 @@ void header_encode(uint8_t *buf, uint32_t bs, uint32_t bc,
     put_le32(buf + HDR_BLOCK_COUNT, bc);
     put_le32(buf + HDR_REPLICA_ID, replica_id);
     put_le32(buf + HDR_FORMAT_SEQ, format_seq);
-    put_le32(buf + HDR_FLAGS, 0);
+    put_le32(buf + HDR_FLAGS, flags);
     block_seal(buf, bs);
 }
 #endif

@@ -372,161 +372,25 @@ size_t mode_memory(ekv_store *s, size_t *index_bytes)
     return s->index.bytes + fm;
 }
 
-/* ---- repair ------------------------------------------------------------- */
+/* ---- what replica.c's heal and repair need ------------------------- */
 
-#ifndef EKV_READONLY
-
-/* Give a dropped replica a fresh header and recover what it holds. */
-static int revive_replica(ekv_store *s, unsigned r)
+ekv_entry *mode_next_entry(ekv_store *s, uint32_t *pos)
 {
-    ekv_device *d = s->rep[r].dev;
-    if (d->block_size != s->bs || d->block_count != s->bc || !d->write)
-        return s->rep[r].status;
-    /* The dropped replica missed every put and delete since the open: its
-     * records may be of keys deleted since, or carry generations that a
-     * key re-created since has reached again with other bytes. None can be
-     * trusted, so it is emptied first (repair then copies every key), and
-     * emptied before the header is written: a crash in between leaves the
-     * header invalid and the replica still dropped, never a replica whose
-     * stale records recovery would believe. */
-    /* Every block is written, even one that reads free: after a failed
-     * flush (a failed earlier revive) the device may hold what the reads
-     * no longer show. */
-    int err = 0;
+    while (*pos < s->index.cap) {
+        ekv_entry *e = s->index.slots[(*pos)++];
+        if (e)
+            return e;
+    }
+    return NULL;
+}
+
+int mode_reset_replica(ekv_store *s, unsigned r)
+{
+    freemap_free(&s->rep[r].fm, &s->alloc);
+    int err = freemap_init(&s->rep[r].fm, s->bc, &s->alloc);
     for (uint32_t b = 1; b < s->bc && !err; b++)
-        err = dev_write(s, r, b, s->ebuf);
-    if (!err)
-        err = dev_flush(s, r);
-    if (err)
-        return err;
-    if (s->sound == s->wbuf)
-        s->sound = NULL;
-    header_encode(s->wbuf, s->bs, s->bc, s->id_base + r, s->format_seq);
-    err = dev_write(s, r, 0, s->wbuf);
-    if (!err)
-        err = dev_flush(s, r);
-    if (err)
-        return err;
-    s->rep[r].status = 0;
-    ekv_replica_report *rep = &s->rep[r].report;
-    memset(rep, 0, sizeof(*rep));
-    rep->version_major = EKV_FORMAT_VERSION_MAJOR;
-    rep->version_minor = EKV_FORMAT_VERSION_MINOR;
-    rep->block_size = s->bs;
-    rep->block_count = s->bc;
-    rep->replica_id = s->id_base + r;
-    rep->format_seq = s->format_seq;
-    err = freemap_init(&s->rep[r].fm, s->bc, &s->alloc);
-    if (!err)
-        err = mode_recover(s, r);
-    if (err)
-        s->rep[r].status = rep->status = err;
+        freemap_set_free(&s->rep[r].fm, b);
     return err;
 }
-
-/* Make replica r hold generation `gen` of entry e with value val: written
- * and flushed before the copy it replaces is erased. */
-static int copy_to_replica(ekv_store *s, ekv_entry *e, unsigned r,
-                           const uint8_t *val, const ekv_slot *best,
-                           uint32_t user_flags)
-{
-    uint32_t count = (uint32_t)record_blocks(s->bs, e->key_len, best->size);
-    if (s->rep[r].fm.free_count < count)
-        return EKV_ENOSPC;
-    uint32_t desc[EKV_MAX_REPLICAS];
-    int err = write_everywhere(s, 1u << r, count, entry_key(e, s->n),
-                               e->key_len, val, best->size, best->gen,
-                               user_flags, desc);
-    if (err)
-        return err;
-    ekv_slot *sl = &e->rep[r];
-    if (sl->desc != EKV_BLOCK_NONE)
-        (void)erase_chain(s, r, sl->desc, 0);
-    sl->desc = desc[r];
-    sl->gen = best->gen;
-    sl->size = best->size;
-    return 0;
-}
-
-int ekv_repair(ekv_store *s, uint32_t *copied)
-{
-    if (!s)
-        return EKV_EINVAL;
-    if (s->flags & EKV_OPEN_RDONLY)
-        return EKV_EROFS;
-    if (copied)
-        *copied = 0;
-    /* A replica that cannot be revived stays dropped; the others are
-     * still worth repairing, so remember the error and go on. */
-    int first_err = 0;
-    for (unsigned r = 0; r < s->n; r++)
-        if (!replica_active(s, r)) {
-            int err = revive_replica(s, r);
-            if (err == EKV_ENOMEM)
-                return err;
-            if (err && !first_err)
-                first_err = err;
-        }
-
-    size_t vcap = 0;
-    uint8_t *val = NULL;
-    for (uint32_t i = 0; i < s->index.cap; i++) {
-        ekv_entry *e = s->index.slots[i];
-        if (!e)
-            continue;
-        const uint8_t *key = entry_key(e, s->n);
-        unsigned order[EKV_MAX_REPLICAS];
-        unsigned n = copies_in_order(s, e, order);
-        /* The best copy that verifies is the source. */
-        int src = -1, ioerr = 0;
-        for (unsigned k = 0; k < n && src < 0; k++) {
-            ekv_slot *sl = &e->rep[order[k]];
-            if (sl->size > vcap || !val) {
-                mem_free(&s->alloc, val, 2 * vcap);
-                vcap = sl->size ? sl->size : 1;
-                /* Two halves: the source value, and a copy to compare. */
-                val = mem_alloc(&s->alloc, 2 * vcap);
-                if (!val)
-                    return EKV_ENOMEM;
-            }
-            int rc = read_record(s, order[k], sl, key, e->key_len, val);
-            if (rc == 0)
-                src = (int)order[k];
-            else if (rc != EKV_ECORRUPT && !ioerr)
-                ioerr = rc;
-        }
-        /* No copy verifies. One that could not be read may be sound, so
-         * the replicas are not known to agree: say so. */
-        if (src < 0 && ioerr && !first_err)
-            first_err = ioerr;
-        if (src < 0)
-            continue; /* nothing sound to copy from */
-        ekv_slot best = e->rep[src];
-        uint32_t user_flags = 0;
-        if (dev_read(s, (unsigned)src, best.desc, s->rbuf) == 0)
-            user_flags = get_le32(s->rbuf + DESC_USER_FLAGS);
-        for (unsigned r = 0; r < s->n; r++) {
-            if (!replica_active(s, r) || (int)r == src)
-                continue;
-            ekv_slot *sl = &e->rep[r];
-            /* The same generation is not enough: replicas changed apart
-             * (each opened alone) can hold one generation with two
-             * values. Keep a copy only if it holds the source's bytes. */
-            if (sl->desc != EKV_BLOCK_NONE && sl->gen == best.gen &&
-                sl->size == best.size &&
-                read_record(s, r, sl, key, e->key_len, val + vcap) == 0 &&
-                (!best.size || memcmp(val, val + vcap, best.size) == 0))
-                continue;
-            int rc = copy_to_replica(s, e, r, val, &best, user_flags);
-            if (rc && !first_err)
-                first_err = rc;
-            if (!rc && copied)
-                (*copied)++;
-        }
-    }
-    mem_free(&s->alloc, val, 2 * vcap);
-    return first_err;
-}
-#endif /* !EKV_READONLY */
 
 #endif /* !EKV_NO_INDEX */

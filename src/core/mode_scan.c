@@ -321,17 +321,5 @@ size_t mode_memory(ekv_store *s, size_t *index_bytes)
     return sizeof(ekv_entry) + s->n * sizeof(ekv_slot);
 }
 
-#ifndef EKV_READONLY
-int ekv_repair(ekv_store *s, uint32_t *copied)
-{
-    if (copied)
-        *copied = 0;
-    if (!s)
-        return EKV_EINVAL;
-    if (s->flags & EKV_OPEN_RDONLY)
-        return EKV_EROFS;
-    return EKV_ENOSYS; /* repair walks the index */
-}
-#endif
 
 #endif /* EKV_NO_INDEX */

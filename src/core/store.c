@@ -497,8 +497,10 @@ int ekv_put_flags(ekv_store *s, const void *key_, size_t key_len,
         old[r] = e->rep[r];
 
     uint32_t desc[EKV_MAX_REPLICAS];
-    err = write_everywhere(s, mask, count, key, key_len, val, val_len,
-                           gen + 1, user_flags, desc);
+    err = replica_before_change(s);
+    if (!err)
+        err = write_everywhere(s, mask, count, key, key_len, val, val_len,
+                               gen + 1, user_flags, desc);
     if (err) {
         mode_forget(s, e);
         return err;
@@ -545,6 +547,9 @@ int ekv_delete(ekv_store *s, const void *key, size_t key_len)
     ekv_entry *e = mode_locate(s, key, key_len);
     if (!e)
         return s->lookup_err ? s->lookup_err : EKV_ENOENT;
+    err = replica_before_change(s);
+    if (err)
+        return err;
     for (unsigned r = 0; r < s->n; r++) {
         ekv_slot *sl = &e->rep[r];
         if (sl->desc == EKV_BLOCK_NONE)
@@ -580,8 +585,6 @@ static int read_header(ekv_store *s, unsigned r, uint8_t *buf)
     ekv_replica_report *rep = &s->rep[r].report;
     if (!d->read || !geometry_supported(d->block_size, d->block_count))
         return EKV_EDOM;
-    if (s->bs && (d->block_size != s->bs || d->block_count != s->bc))
-        return EKV_EDOM;
     /* A replica dropped here misses every write until a repair, and its
      * stale records come back when it is next opened: a failed or
      * invalid header read is tried once more before that happens. */
@@ -594,6 +597,11 @@ static int read_header(ekv_store *s, unsigned r, uint8_t *buf)
         if (!err)
             break;
     }
+    if (err == EKV_EBADHDR && replica_header_torn(buf, d->block_size,
+                                                  d->block_count)) {
+        rep->header_torn = 1; /* replica.c: an interrupted epoch change */
+        err = 0;
+    }
     if (!err) {
         rep->version_major = get_le16(buf + HDR_VMAJOR);
         rep->version_minor = get_le16(buf + HDR_VMINOR);
@@ -601,6 +609,7 @@ static int read_header(ekv_store *s, unsigned r, uint8_t *buf)
         rep->block_count = d->block_count;
         rep->replica_id = get_le32(buf + HDR_REPLICA_ID);
         rep->format_seq = get_le32(buf + HDR_FORMAT_SEQ);
+        rep->participants = get_le32(buf + HDR_FLAGS);
     }
     return err;
 }
@@ -704,36 +713,21 @@ int ekv_open(ekv_store **out, ekv_device *const devs[], unsigned n,
     s->erase_byte = opt->erase_byte;
     s->n = n;
 
-    /* Headers: the first good replica fixes the geometry. */
+    /* Headers first; replica.c then settles geometry, identity and epochs
+     * and says which replicas are used. */
     uint8_t *hdr = hdr_size ? mem_alloc(&s->alloc, hdr_size) : NULL;
     int err = hdr_size && !hdr ? EKV_ENOMEM : 0;
-    unsigned good = 0;
     for (unsigned r = 0; r < n && err != EKV_ENOMEM; r++) {
         s->rep[r].dev = devs[r];
         int rc = hdr ? read_header(s, r, hdr) : EKV_EDOM;
         if (!rc && !(s->flags & EKV_OPEN_RDONLY) && !devs[r]->write)
             rc = EKV_EROFS;
         s->rep[r].status = s->rep[r].report.status = rc;
-        if (rc && !err)
-            err = rc;
-        if (!rc && !good++) {
-            s->bs = devs[r]->block_size;
-            s->bc = devs[r]->block_count;
-            s->id_base = s->rep[r].report.replica_id - r;
-            s->format_seq = s->rep[r].report.format_seq;
-        }
     }
     mem_free(&s->alloc, hdr, hdr_size);
-    /* A replica checked before the geometry was known may disagree. */
-    for (unsigned r = 0; r < n && good; r++)
-        if (replica_active(s, r) && (devs[r]->block_size != s->bs ||
-                                     devs[r]->block_count != s->bc)) {
-            s->rep[r].status = s->rep[r].report.status = EKV_EDOM;
-            if (!err)
-                err = EKV_EDOM;
-            good--;
-        }
-    if (!good || err == EKV_ENOMEM || (err && !(s->flags & EKV_OPEN_DEGRADED)))
+    if (!err)
+        err = replica_settle(s);
+    if (err)
         goto fail;
 
     err = EKV_ENOMEM;
@@ -744,6 +738,10 @@ int ekv_open(ekv_store **out, ekv_device *const devs[], unsigned n,
     s->ebuf = s->wbuf + s->bs;
     memset(s->ebuf, s->erase_byte, s->bs);
     err = rebuild(s);
+#ifndef EKV_READONLY
+    if (!err && (s->flags & EKV_OPEN_HEAL) && !(s->flags & EKV_OPEN_RDONLY))
+        err = replica_heal(s);
+#endif
     if (err)
         goto fail;
     *out = s;
@@ -786,6 +784,16 @@ int ekv_stats_get(ekv_store *s, ekv_stats *st)
     st->max_key_size = EKV_MAX_KEY_SIZE(s->bs);
     st->read_only = (s->flags & EKV_OPEN_RDONLY) != 0;
     st->io_errors = s->io_errors;
+    st->epoch = s->format_seq;
+    st->participants = s->mask;
+    for (unsigned r = 0; r < s->n; r++)
+        if (replica_active(s, r))
+            st->missing |= 1u << (s->rep[r].report.replica_id & 31);
+    st->missing = s->mask & ~st->missing;
+#ifndef EKV_NO_INDEX
+    st->healed_replicas = s->healed_replicas;
+    st->healed_records = s->healed_records;
+#endif
     st->memory_bytes = mode_memory(s, &st->index_bytes) + store_size(s->n) +
                        (size_t)s->bs * 3;
     return 0;
@@ -828,6 +836,11 @@ int ekv_format(ekv_device *const devs[], unsigned n,
     uint8_t *buf = mem_alloc(a, bs);
     if (!buf)
         return EKV_ENOMEM;
+    /* One image keeps the upstream header byte for byte (flags 0); a set
+     * records its participants in flags (replica.c). */
+    uint32_t mask = opt->participants;
+    for (unsigned r = 0; r < n && n > 1 && !opt->participants; r++)
+        mask |= 1u << ((opt->replica_id_base + r) & 31);
     int err = 0;
     for (unsigned r = 0; r < n && !err; r++) {
         ekv_device *d = devs[r];
@@ -838,7 +851,7 @@ int ekv_format(ekv_device *const devs[], unsigned n,
         }
         if (!err) {
             header_encode(buf, bs, bc, opt->replica_id_base + r,
-                          opt->format_seq);
+                          opt->format_seq, mask);
             err = d->write(d, 0, buf);
         }
         if (!err && d->flush)

@@ -185,7 +185,8 @@ static int raw_has(const raw_scan *r, const uint8_t *key, size_t len,
 /* Operational (cannot open or read) versus a judgement on the content. */
 static int is_content_error(int err)
 {
-    return err == EKV_EBADHDR || err == EKV_EDOM || err == EKV_EVERSION;
+    return err == EKV_EBADHDR || err == EKV_EDOM || err == EKV_EVERSION ||
+           err == EKV_ESTALE || err == EKV_ENOTUNIQ;
 }
 
 static const char *error_word(int err)
@@ -195,6 +196,8 @@ static const char *error_word(int err)
     case EKV_EBADHDR: return "header";
     case EKV_EVERSION: return "version";
     case EKV_EDOM: return "geometry";
+    case EKV_ESTALE: return "stale";
+    case EKV_ENOTUNIQ: return "identity";
     default: return "open";
     }
 }
@@ -214,6 +217,11 @@ static void drop_reason(const replica_result *rr, const images *im,
                  "bytes",
                  rr->probe.block_count, rr->probe.block_size, st.block_count,
                  st.block_size);
+    } else if (err == EKV_EDOM && rr->probe.err == 0) {
+        snprintf(out, cap,
+                 "%u blocks of %u bytes, and no geometry is shared by most "
+                 "of the images",
+                 rr->probe.block_count, rr->probe.block_size);
     } else {
         snprintf(out, cap, "%s", open_strerror(err));
     }
@@ -276,6 +284,23 @@ static void json_replica(const replica_result *rr, unsigned i,
     printf("  {\"replica\": %u, \"image\": ", i);
     json_cstr(stdout, rr->path);
     printf(", \"usable\": %s", rr->usable ? "true" : "false");
+    {
+        char why[256];
+        int st = rr->usable ? 0 : rr->open_err ? rr->open_err : rr->status;
+        const char *word = set_state_text(im, i, st, why, sizeof(why));
+        printf(", \"state\": ");
+        json_cstr(stdout, word);
+        printf(", \"state_detail\": ");
+        if (why[0])
+            json_cstr(stdout, why);
+        else
+            printf("null");
+        if (im->store && (st == 0 || st == EKV_ESTALE))
+            printf(", \"epoch\": %u, \"participants\": %u",
+                   rr->rep.format_seq, rr->rep.participants);
+        else
+            printf(", \"epoch\": null, \"participants\": null");
+    }
     if (rr->usable) {
         printf(", \"error\": null, \"reason\": null");
     } else {
@@ -331,10 +356,26 @@ static void text_replica(const replica_result *rr, unsigned i,
     char reason[256];
     const ekv_replica_report *p = &rr->rep;
     printf("replica %u: %s\n", i, rr->path);
+    {
+        char why[256];
+        int st = rr->usable ? 0 : rr->open_err ? rr->open_err : rr->status;
+        const char *word = set_state_text(im, i, st, why, sizeof(why));
+        if (st && !why[0]) {
+            drop_reason(rr, im, reason, sizeof(reason));
+            printf("  state:    %s because %s\n", word, reason);
+        } else {
+            printf("  state:    %s%s%s\n", word, why[0] ? ": " : "", why);
+        }
+    }
     if (!rr->usable) {
         int err = rr->open_err ? rr->open_err : rr->status;
         drop_reason(rr, im, reason, sizeof(reason));
-        if (err == EKV_EBADHDR)
+        if (err == EKV_ESTALE || err == EKV_ENOTUNIQ)
+            printf("  header:   ok, replica_id %u, format_seq %u, "
+                   "participants 0x%x\n",
+                   rr->probe.hdr.replica_id, rr->probe.hdr.format_seq,
+                   rr->probe.hdr.flags);
+        else if (err == EKV_EBADHDR)
             printf("  header:   INVALID: %s\n", reason);
         else if (err == EKV_EVERSION)
             printf("  header:   UNSUPPORTED: %s\n", reason);
@@ -400,6 +441,15 @@ int cmd_check(int argc, char **argv)
     images im;
     int err = images_open(&im, paths, (unsigned)n,
                           IMG_RDONLY | IMG_DEGRADED | IMG_QUIET);
+    int two_stores = 0;
+    if (err == EKV_ENOTUNIQ) {
+        /* Images of two stores: say which, opening read-only (nothing is
+         * ever written) with the first image's store kept. */
+        set_explain_refusal(paths, (unsigned)n, err);
+        two_stores = 1;
+        err = images_open(&im, paths, (unsigned)n,
+                          IMG_RDONLY | IMG_DEGRADED | IMG_QUIET | IMG_FORCE);
+    }
     if (err == EKV_EINVAL || err == EKV_EBUSY) {
         /* Named twice, or in use by a writer: nothing to judge. */
         for (int i = 0; i < n; i++)
@@ -411,7 +461,7 @@ int cmd_check(int argc, char **argv)
             }
         return CHECK_OPERATIONAL;
     }
-    int status = 0;
+    int status = two_stores ? CHECK_ERRORS : 0;
     replica_result *rr = calloc((size_t)n, sizeof(*rr));
     if (!rr) {
         images_close(&im);
@@ -513,6 +563,15 @@ int cmd_check(int argc, char **argv)
     if (json) {
         printf("{\"status\": %d, \"clean\": %s, ", status,
                status ? "false" : "true");
+        if (im.store) {
+            ekv_stats sst;
+            ekv_stats_get(im.store, &sst);
+            printf("\"epoch\": %u, \"participants\": %u, \"missing\": %u, ",
+                   sst.epoch, sst.participants, sst.missing);
+        } else {
+            printf("\"epoch\": null, \"participants\": null, "
+                   "\"missing\": null, ");
+        }
         if (im.store)
             printf("\"block_size\": %u, \"block_count\": %u, \"keys\": %zu,\n",
                    bs, bc, nkeys);
@@ -558,6 +617,15 @@ int cmd_check(int argc, char **argv)
     } else {
         for (int i = 0; i < n; i++)
             text_replica(&rr[i], (unsigned)i, &im);
+        if (im.store) {
+            ekv_stats sst;
+            ekv_stats_get(im.store, &sst);
+            printf("set:      epoch %u, participants 0x%x", sst.epoch,
+                   sst.participants);
+            if (sst.missing)
+                printf(", not in use: 0x%x (replica_id bits)", sst.missing);
+            printf("\n");
+        }
         if (im.store) {
             printf("keys:     %zu in the store, %zu differ between "
                    "replicas\n",
@@ -618,29 +686,39 @@ int cmd_check(int argc, char **argv)
 /* -------------------------------------------------------------- repair */
 
 static const char repair_help[] =
-    "usage: embedkvfs repair IMAGE...\n"
+    "usage: embedkvfs repair [--force] IMAGE...\n"
     "Bring every replica of the store on IMAGE... to the newest complete\n"
     "record of every key: run the writable recovery on every replica (erase\n"
-    "interrupted writes), give a replica whose header is destroyed a fresh\n"
-    "header and keep the records on it that verify, and copy each key's\n"
+    "interrupted writes), empty and refill a replica that missed writes\n"
+    "(stale epoch) or whose header is destroyed, and copy each key's\n"
     "newest record to the replicas that lack it or hold an older or corrupt\n"
-    "copy. Safe against power loss at every step. To replace a lost\n"
-    "replica, create a blank file of the right size first (truncate -s).\n"
-    "Exit: 0 all replicas agree, 2 usage, 4 a replica could not be repaired,\n"
-    "5 I/O error, missing or locked image, no space. See embedkvfs(1).\n";
+    "copy. A stale replica is never copied from. Safe against power loss at\n"
+    "every step. To replace a lost replica, create a blank file of the\n"
+    "right size first (truncate -s).\n"
+    "  --force  images of two stores (same replica_id, or changed apart):\n"
+    "           keep the first image's store and overwrite the others\n"
+    "           (it says which first); without it repair refuses\n"
+    "Exit: 0 all replicas agree, 2 usage, 4 a replica could not be repaired\n"
+    "or the images are not replicas of one store, 5 I/O error, missing or\n"
+    "locked image, no space. See embedkvfs(1).\n";
 
 int cmd_repair(int argc, char **argv)
 {
     static const struct option opts[] = {
+        {"force", no_argument, NULL, 'f'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    int c;
+    int c, force = 0;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         if (c == 'h') {
             fputs(repair_help, stdout);
             return EXIT_OK;
+        }
+        if (c == 'f') {
+            force = 1;
+            continue;
         }
         return bad_option("repair", EXIT_USAGE, argv, optopt);
     }
@@ -651,6 +729,26 @@ int cmd_repair(int argc, char **argv)
 
     images im;
     int err = images_open(&im, paths, (unsigned)n, IMG_DEGRADED);
+    if (err == EKV_ENOTUNIQ && !force) {
+        fprintf(stderr, "%s repair: refused: nothing was written (with "
+                "--force, repair keeps the first image's store and "
+                "overwrites the others)\n", PROG);
+        return exit_code_for_open(err);
+    }
+    if (err == EKV_ENOTUNIQ) {
+        err = images_open(&im, paths, (unsigned)n, IMG_DEGRADED | IMG_FORCE);
+        for (int i = 0; !err && i < n; i++) {
+            ekv_replica_report r;
+            ekv_replica_report_get(im.store, (unsigned)i, &r);
+            if (r.status == EKV_ENOTUNIQ)
+                fprintf(stderr, "%s repair --force: %s: overwriting it: its "
+                        "content (another store's) is discarded\n",
+                        PROG, paths[i]);
+            else if (r.status == 0)
+                fprintf(stderr, "%s repair --force: %s: keeping its "
+                        "content\n", PROG, paths[i]);
+        }
+    }
     if (err)
         return exit_code_for_open(err);
     ekv_replica_report before[EKV_MAX_REPLICAS], after;
@@ -659,12 +757,23 @@ int cmd_repair(int argc, char **argv)
 
     uint32_t copied = 0;
     err = ekv_repair(im.store, &copied);
+    {
+        /* The open healed already (the same copies): count them too. */
+        ekv_stats hst;
+        ekv_stats_get(im.store, &hst);
+        copied = hst.healed_records;
+    }
 
     int rc = EXIT_OK, left = 0;
     uint32_t active = 0;
     for (int i = 0; i < n; i++) {
         ekv_replica_report_get(im.store, (unsigned)i, &after);
-        if (before[i].status == 0) {
+        if (before[i].status == 0 && before[i].healed) {
+            active |= 1u << i;
+            printf("%s: rebuilt: it had missed writes (stale epoch); "
+                   "emptied and refilled from the current replicas\n",
+                   paths[i]);
+        } else if (before[i].status == 0) {
             active |= 1u << i;
             if (before[i].erased_blocks)
                 printf("%s: recovery erased %u block%s (interrupted writes, "

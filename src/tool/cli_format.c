@@ -300,6 +300,9 @@ int cmd_format(int argc, char **argv)
     for (i = 0; i < n; i++) {
         ekv_format_options fo = {0};
         fo.replica_id_base = (uint32_t)i;
+        /* One call per image: name the whole set in every header. */
+        fo.participants =
+            n > 1 ? (n >= 32 ? 0xffffffffu : (1u << n) - 1) : 0;
         fo.erase_byte = erase;
         /* A new file is zero-filled already; an old one holds records that
          * recovery would bring back unless they are erased. */

@@ -43,6 +43,9 @@ int exit_code_for(int err)
     case EKV_EVERSION:
     case EKV_EDOM:
     case EKV_ECORRUPT:
+    case EKV_ENOTUNIQ: /* images of two stores, or written apart */
+    case EKV_ESTALE:
+    case EKV_ENXIO:    /* a replica of the set not named */
         return EXIT_CORRUPT;
     case EKV_EINVAL:
     case EKV_ENAMETOOLONG:
@@ -319,12 +322,34 @@ int images_open(images *im, char **paths, unsigned n, unsigned flags)
                 im->devs[i] = NULL;
             }
         }
-        if (!errs[i] && !bs) {
+    }
+    /* The geometry most good images share (the library's rule too,
+     * src/core/replica.c). The tool refuses a tie even when degraded: with
+     * no majority nothing tells which image is the store (the library
+     * would take the first one named, and a listing could come out empty
+     * while the other image holds the data). */
+    unsigned votes_best = 0, nbest = 0;
+    for (unsigned i = 0; i < n; i++) {
+        if (errs[i])
+            continue;
+        unsigned votes = 0;
+        for (unsigned j = 0; j < n; j++)
+            votes += !errs[j] &&
+                     im->devs[j]->block_size == im->devs[i]->block_size &&
+                     im->devs[j]->block_count == im->devs[i]->block_count;
+        if (votes > votes_best) {
+            votes_best = votes;
+            nbest = 1;
             bs = im->devs[i]->block_size;
             bc = im->devs[i]->block_count;
             good = i;
+        } else if (votes == votes_best &&
+                   (im->devs[i]->block_size != bs ||
+                    im->devs[i]->block_count != bc)) {
+            nbest++;
         }
     }
+    const int geometry_tie = nbest > 1;
     /* Someone else using an image is not a broken replica. */
     for (unsigned i = 0; i < n; i++)
         if (errs[i] == EKV_EBUSY) {
@@ -334,13 +359,24 @@ int images_open(images *im, char **paths, unsigned n, unsigned flags)
             return EKV_EBUSY;
         }
     int told[EKV_MAX_REPLICAS] = {0};
+    for (unsigned i = 0; i < n && (!(flags & IMG_DEGRADED) || geometry_tie);
+         i++)
+        if (!errs[i] && (im->devs[i]->block_size != bs ||
+                         im->devs[i]->block_count != bc)) {
+            /* Name every image's geometry: none is "the right one". */
+            if (!quiet)
+                set_explain_refusal(paths, n, EKV_EDOM);
+            errs[i] = EKV_EDOM;
+            images_close(im);
+            return EKV_EDOM;
+        }
     for (unsigned i = 0; i < n; i++) {
         if (!errs[i] && (im->devs[i]->block_size != bs ||
                          im->devs[i]->block_count != bc)) {
             if (!quiet)
                 fprintf(stderr,
                         "%s: %s%s: geometry %u x %u differs from %s (%u x "
-                        "%u)%s\n",
+                        "%u, the geometry most images share)%s\n",
                         PROG, (flags & IMG_DEGRADED) ? "warning: " : "",
                         paths[i], im->devs[i]->block_size,
                         im->devs[i]->block_count, paths[good], bs, bc,
@@ -384,12 +420,18 @@ int images_open(images *im, char **paths, unsigned n, unsigned flags)
     ekv_options o = {0};
     /* Erase with what the image's free blocks hold: 0xFF on a flash dump
      * or an image formatted with --erase-byte ff, 0x00 otherwise. */
+    /* A writable open heals (rebuilds stale replicas, reconciles what a
+     * crash left behind) and says so below. */
     o.flags = EKV_OPEN_ERASE_AUTO |
-              ((flags & IMG_RDONLY) ? EKV_OPEN_RDONLY : 0) |
-              ((flags & IMG_DEGRADED) ? EKV_OPEN_DEGRADED : 0);
+              ((flags & IMG_RDONLY) ? EKV_OPEN_RDONLY : EKV_OPEN_HEAL) |
+              ((flags & IMG_DEGRADED) ? EKV_OPEN_DEGRADED : 0) |
+              ((flags & IMG_FORCE) ? EKV_OPEN_FORCE : 0);
     int err = ekv_open(&im->store, im->devs, n, &o);
     if (err) {
-        if (!quiet)
+        if (!quiet && (err == EKV_ENOTUNIQ || err == EKV_ESTALE ||
+                       err == EKV_ENXIO || err == EKV_EDOM))
+            set_explain_refusal(paths, n, err);
+        else if (!quiet)
             print_error(paths[0], err);
         for (unsigned i = 0; i < n; i++)
             if (im->devs[i] == &null_devs[i])
@@ -397,5 +439,6 @@ int images_open(images *im, char **paths, unsigned n, unsigned flags)
         images_close(im);
         return err;
     }
+    set_report_open(im, quiet);
     return 0;
 }

@@ -30,6 +30,7 @@ enum {
 #define IMG_NOSYNC 0x4u   /* no fdatasync */
 #define IMG_NOLOCK 0x8u
 #define IMG_QUIET 0x10u   /* print nothing; the caller reports open_err */
+#define IMG_FORCE 0x20u   /* EKV_OPEN_FORCE: for repair --force only */
 
 typedef struct images {
     unsigned n;
@@ -92,5 +93,16 @@ int image_probe_path(const char *path, image_probe *p);
 /* "embedkvfs: PATH: message" for an open error of image path, with the
  * probe's precise reason for a header or geometry error. */
 void print_image_error(const char *path, int err);
+
+/* replica_msg.c: the replica set in words. Why ekv_open refused the set
+ * (EKV_ENOTUNIQ, EKV_ESTALE, EKV_ENXIO, EKV_EDOM), read from the images'
+ * headers, on stderr. */
+void set_explain_refusal(char **paths, unsigned n, int err);
+/* After an open: what heal did, stale and absent replicas (stderr). */
+void set_report_open(const images *im, int quiet);
+/* Replica i's state in words ("in use", "stale", "dropped", "not a replica
+ * of this store") for its status; *why gets details (may be ""). */
+const char *set_state_text(const images *im, unsigned i, int status,
+                           char *why, size_t cap);
 
 #endif

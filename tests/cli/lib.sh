@@ -119,3 +119,29 @@ patch() {
 }
 
 done_ok() { echo "ok: $checks checks in $(basename "$0")"; exit 0; }
+
+# upstream_set IMAGE...: clear the participant mask (header flags) of each
+# image, as the Go/Rust implementations write it. A set formatted by
+# embedkvfs names its replicas, so writing to some of them needs
+# --degraded and starts a new epoch; tests that make replicas diverge on
+# purpose (writing to a subset, as a crash between replicas would leave
+# them) use upstream-style sets, where an image names no other.
+upstream_set() {
+    local img
+    for img in "$@"; do
+        python3 - "$img" <<'PY' || fail "upstream_set $img"
+import struct, sys, zlib
+path = sys.argv[1]
+with open(path, 'r+b') as f:
+    head = f.read(16)
+    bs = struct.unpack_from('<I', head, 8)[0]
+    f.seek(0)
+    blk = bytearray(f.read(bs))
+    blk[24:28] = b'\0\0\0\0'
+    blk[bs - 4:bs] = b'\0\0\0\0'
+    blk[bs - 4:bs] = struct.pack('<I', zlib.crc32(bytes(blk)) & 0xffffffff)
+    f.seek(0)
+    f.write(blk)
+PY
+    done
+}

@@ -19,6 +19,7 @@ PY
 
 # --- clean -----------------------------------------------------------------
 "$EKV" format --blocks 32 a.img b.img c.img >/dev/null || fail "format"
+upstream_set a.img b.img c.img # diverged on purpose below
 for k in alpha beta gamma; do
     printf "value-$k" | "$EKV" put a.img b.img c.img "$k" || fail "put $k"
 done
@@ -72,8 +73,10 @@ expect_json '.replicas[0].blocks.erasable == 1 and .replicas[0].blocks.chunk == 
     "partial_erase: one orphan chunk to erase"
 
 # --- replicas that differ: missing, older, corrupt (4) ----------------------------
-printf new | "$EKV" put a.img delta || fail "put delta on a only"
+# (In this order: a writable open of a and b would heal a difference
+# between them.)
 printf v2 | "$EKV" put a.img b.img beta || fail "put beta on a and b"
+printf new | "$EKV" put a.img delta || fail "put delta on a only"
 cp a.img a0.img; cp b.img b0.img; cp c.img c0.img
 # Damage c's chunk of "big": its newest copy there no longer verifies.
 chunk=$("$EKV" dump --json c.img | "$JQ" '[.blocks[] | select(.type == "chunk")][0].index')
@@ -106,6 +109,7 @@ expect_rc 4 "differences only: 4"
 # Replicas changed apart (each opened alone) reach one generation with two
 # values: ls -l cannot tell (same generation), check reads and compares.
 "$EKV" format --blocks 16 p0.img p1.img >/dev/null || fail "format"
+upstream_set p0.img p1.img
 printf same | "$EKV" put p0.img p1.img s || fail "put"
 printf v-zero | "$EKV" put p0.img k || fail "put"
 printf v-one | "$EKV" put p1.img k || fail "put"
@@ -157,6 +161,12 @@ expect_out_has "MISMATCH: file is 8000 bytes but its header says 32 blocks of 25
 "$EKV" format --blocks 16 g.img >/dev/null
 ekv check a0.img g.img
 expect_rc 4 "replicas of different geometry"
+expect_out_has "MISMATCH: 32 blocks of 256 bytes, and no geometry is shared by most" \
+    "says the first geometry"
+expect_out_has "MISMATCH: 16 blocks of 256 bytes, and no geometry is shared by most" \
+    "says the second geometry"
+ekv check a0.img g.img b0.img
+expect_rc 4 "replicas of different geometry, with a majority"
 expect_out_has "MISMATCH: 16 blocks of 256 bytes, but the store has 32 blocks of 256 bytes" \
     "says both geometries"
 

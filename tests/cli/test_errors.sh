@@ -64,18 +64,25 @@ for cmd in ls get put rm; do
     release_lock
 done
 
-# Mismatched geometry: writers refuse, readers warn and use the good one.
+# Mismatched geometry, one image each: nothing tells which is the store, so
+# writers and readers refuse (exit 4), naming every image's geometry.
 ekv_in v put good.img other.img k
 expect_rc 4 "put: replicas of different geometry"
-expect_err_has "^embedkvfs: other.img: geometry 256 x 32 differs from good.img \(256 x 16\)$" \
+expect_err_has "^embedkvfs: the images have different geometries: good.img 16 blocks of 256 bytes, other.img 32 blocks of 256 bytes$" \
     "says both geometries"
 ekv rm good.img other.img k
 expect_rc 4 "rm: replicas of different geometry"
 ekv get good.img other.img k
-expect_rc 0 "get: the replica of the wrong geometry is dropped"
-expect_err_has "warning: other.img: geometry 256 x 32 differs from good.img \(256 x 16\); replica dropped" \
-    "warns once"
-expect_err_one_line "geometry warning"
+expect_rc 4 "get: no geometry is most images': refused"
+expect_err_one_line "geometry refusal"
+# With a majority, readers drop the odd one out and say so.
+cp good.img good2.img
+"$EKV" format --force --blocks 16 good.img good2.img >/dev/null || fail "format"
+printf v | "$EKV" put good.img good2.img k || fail "put"
+ekv get good.img other.img good2.img k
+expect_rc 0 "get: the replica of the minority geometry is dropped"
+expect_err_has "warning: other.img: geometry 256 x 32 differs from good.img \(256 x 16, the geometry most images share\); replica dropped" \
+    "warns"
 
 # A missing key, with nothing on stdout.
 ekv get good.img nokey

@@ -4,6 +4,7 @@
 . "$(dirname "$0")/lib.sh"
 
 "$EKV" format --blocks 64 a.img b.img >/dev/null || fail "format"
+upstream_set a.img b.img # diverged on purpose below
 
 # --- put / get -----------------------------------------------------------
 printf 'hello\n' >hello.txt

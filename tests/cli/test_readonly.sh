@@ -8,6 +8,7 @@ cp "$TESTDATA/recovery/partial_erase.bin" pe.bin
 cp "$TESTDATA/large_value.bin" lv.bin
 # Two replicas that differ, and a third with a destroyed header.
 "$EKV" format --blocks 32 r0.img r1.img r2.img >/dev/null || fail "format"
+upstream_set r0.img r1.img r2.img # diverged on purpose below
 printf one | "$EKV" put r0.img r1.img r2.img k1 || fail "put"
 printf two | "$EKV" put r0.img k2 || fail "put"
 dd if=/dev/zero of=r2.img bs=256 count=1 conv=notrunc status=none

@@ -46,6 +46,7 @@ expect_rc 0 "clean"
 
 # --- divergent replicas ---------------------------------------------------------
 "$EKV" format --blocks 32 a.img b.img c.img >/dev/null || fail "format"
+upstream_set a.img b.img c.img # diverged on purpose below
 for k in alpha beta gamma; do
     printf "value-$k" | "$EKV" put a.img b.img c.img "$k" || fail "put"
 done
@@ -75,6 +76,7 @@ expect_out_has "^copied 0 records" "nothing left to copy"
 
 # One generation with two values: repair keeps replica 0's.
 "$EKV" format --blocks 16 p0.img p1.img >/dev/null || fail "format"
+upstream_set p0.img p1.img
 printf v-zero | "$EKV" put p0.img k || fail "put"
 printf v-one | "$EKV" put p1.img k || fail "put"
 ekv repair p0.img p1.img

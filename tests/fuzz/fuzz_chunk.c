@@ -14,7 +14,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint8_t blk[64];
     simdev *sd = sim_new(bs, bc, 0);
     ekv_device *dev = &sd->dev;
-    header_encode(blk, bs, bc, 0, 0);
+    header_encode(blk, bs, bc, 0, 0, 0);
     sim_poke(sd, 0, blk);
 
     /* The descriptor at block 1. */

@@ -125,7 +125,7 @@ static inline void fuzz_image_build(fuzz_image *im, fz *f, size_t max_bytes)
         for (uint32_t b = 0; b < im->bc; b++) {
             fz_bytes(f, blk, im->bs);
             if (b == 0 && (fl & 4))
-                header_encode(blk, im->bs, im->bc, r, 0);
+                header_encode(blk, im->bs, im->bc, r, 0, 0);
             else if (fl & 8)
                 fuzz_seal_if_typed(blk, im->bs);
             sim_poke(im->sim[r], b, blk);

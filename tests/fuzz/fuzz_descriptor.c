@@ -47,7 +47,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(blk != NULL);
     im.sim[0] = sim_new(im.bs, im.bc, im.erase);
     im.devs[0] = &im.sim[0]->dev;
-    header_encode(blk, im.bs, im.bc, 0, 0);
+    header_encode(blk, im.bs, im.bc, 0, 0, 0);
     sim_poke(im.sim[0], 0, blk);
     for (uint32_t b = 1; b < im.bc; b++) {
         fz_bytes(&f, blk, im.bs);

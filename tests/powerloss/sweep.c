@@ -626,6 +626,26 @@ static bool images_equal(const runctx *c, uint8_t *const snap[])
     return true;
 }
 
+/* Cases where the power went during the one header write of an epoch
+ * change on the only replica left, and the device scrambled that block
+ * (random content): no header says what the storage is, so the store
+ * cannot be opened (its records are intact). A documented limitation of a
+ * format with one header block (README, "Replica sets"): counted and
+ * printed, not hidden. */
+static uint64_t header_lost;
+
+static bool every_header_scrambled(const runctx *c)
+{
+    for (unsigned r = 0; r < c->w->nrep; r++) {
+        ekv_block_info bi;
+        ekv_block_decode(sim_image(c->sim[r]), c->w->bs, &bi);
+        if (bi.kind == EKV_BLOCK_HEADER ||
+            (bi.type_byte == 0x01 && !memcmp(sim_image(c->sim[r]) + 1, "EKV", 3)))
+            return false;
+    }
+    return true;
+}
+
 /* Steps 1-4 of the file comment, after the power came back. */
 static void verify_after(runctx *c)
 {
@@ -641,6 +661,10 @@ static void verify_after(runctx *c)
     }
     clear_faults(c);
     int rc = store_open(c, open_flags(c, EKV_OPEN_RDONLY));
+    if (rc == EKV_EBADHDR && c->maybe_dead && every_header_scrambled(c)) {
+        header_lost++;
+        goto out;
+    }
     if (rc) {
         fail(c, "read-only open after the cut: %s", ekv_strerror(rc));
         goto out;
@@ -689,7 +713,14 @@ static void verify_after(runctx *c)
     for (unsigned r = 0; r < w->nrep && !c->failed; r++) {
         ekv_replica_report rep;
         ekv_replica_report_get(c->s, r, &rep);
-        if (rep.status && !(c->maybe_dead & (1u << r)))
+        /* In a degraded set the first change bumps the epoch on every
+         * active replica: a cut there leaves a replica stale (its header
+         * still at the old epoch) or torn. Either way it is dropped, never
+         * read; the values checked above come from the others, and the
+         * repair below must rebuild it. */
+        bool bumped = c->maybe_dead &&
+                      (rep.status == EKV_ESTALE || rep.status == EKV_EBADHDR);
+        if (rep.status && !(c->maybe_dead & (1u << r)) && !bumped)
             fail(c, "replica %u dropped after recovery: %s", r,
                  ekv_strerror(rep.status));
     }
@@ -1018,6 +1049,9 @@ done:;
                fms[mi].name, t[mi].cases, t[mi].failures);
     printf("total: %" PRIu64 " cases, %" PRIu64 " failures, %.1f s\n",
            total, failures, secs);
+    printf("epoch change on the last replica cut into a scrambled header "
+           "(store unopenable, records intact; documented): %" PRIu64
+           " cases\n", header_lost);
     printf("%" PRIu64 " passed, %" PRIu64 " failed\n", total - failures,
            failures);
     return failures ? 1 : 0;

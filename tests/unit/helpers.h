@@ -26,6 +26,22 @@ static inline ekv_store *open_sims(simdev **sims, unsigned n, uint32_t bs,
     return s;
 }
 
+/* Set the participant mask (header flags) of a replica's header, as an
+ * upstream implementation writes it (0) or an epoch bump would. Tests that
+ * make replicas diverge by opening one alone (the way a crash between the
+ * replicas of one put leaves them) use upstream-style sets (mask 0): there
+ * a replica opened alone names no other, so nothing bumps the epoch. */
+static inline void sim_set_mask(simdev *sd, uint32_t mask)
+{
+    uint8_t *h = malloc(sd->bs);
+    ck_assert_ptr_nonnull(h);
+    memcpy(h, sd->cache, sd->bs);
+    put_le32(h + HDR_FLAGS, mask);
+    block_seal(h, sd->bs);
+    sim_poke(sd, 0, h);
+    free(h);
+}
+
 static inline int reopen(ekv_store **s, simdev **sims, unsigned n,
                          uint32_t flags)
 {

@@ -13,7 +13,7 @@
 START_TEST(header_encode_puts_fields_at_documented_offsets)
 {
     uint8_t h[BS];
-    header_encode(h, BS, BC, 7, 9);
+    header_encode(h, BS, BC, 7, 9, 0);
     ck_assert_uint_eq(h[0], 0x01);
     ck_assert_mem_eq(h + 1, "EKV", 3);
     ck_assert_uint_eq(get_le16(h + 4), 1);
@@ -36,7 +36,7 @@ END_TEST
 START_TEST(encoded_header_validates_against_its_device)
 {
     uint8_t h[BS];
-    header_encode(h, BS, BC, 0, 0);
+    header_encode(h, BS, BC, 0, 0, 0);
     ck_assert_int_eq(header_validate(h, BS, BS, BC), 0);
     ck_assert_int_eq(header_validate(h, BS, 0, 0), 0);
 }
@@ -45,7 +45,7 @@ END_TEST
 START_TEST(header_with_wrong_type_byte_is_ebadhdr)
 {
     uint8_t h[BS];
-    header_encode(h, BS, BC, 0, 0);
+    header_encode(h, BS, BC, 0, 0, 0);
     h[0] = 0x02;
     block_seal(h, BS);
     ck_assert_int_eq(header_validate(h, BS, BS, BC), EKV_EBADHDR);
@@ -55,7 +55,7 @@ END_TEST
 START_TEST(header_with_wrong_magic_is_ebadhdr)
 {
     uint8_t h[BS];
-    header_encode(h, BS, BC, 0, 0);
+    header_encode(h, BS, BC, 0, 0, 0);
     h[2] = 'X';
     block_seal(h, BS);
     ck_assert_int_eq(header_validate(h, BS, BS, BC), EKV_EBADHDR);
@@ -65,10 +65,10 @@ END_TEST
 START_TEST(header_with_bad_crc_is_ebadhdr)
 {
     uint8_t h[BS];
-    header_encode(h, BS, BC, 0, 0);
+    header_encode(h, BS, BC, 0, 0, 0);
     h[16] ^= 0x01; /* replica_id changed, CRC not updated */
     ck_assert_int_eq(header_validate(h, BS, BS, BC), EKV_EBADHDR);
-    header_encode(h, BS, BC, 0, 0);
+    header_encode(h, BS, BC, 0, 0, 0);
     h[BS - 1] ^= 0x80; /* the CRC itself damaged */
     ck_assert_int_eq(header_validate(h, BS, BS, BC), EKV_EBADHDR);
 }
@@ -87,7 +87,7 @@ END_TEST
 START_TEST(header_major_2_with_valid_crc_is_eversion)
 {
     uint8_t h[BS];
-    header_encode(h, BS, BC, 0, 0);
+    header_encode(h, BS, BC, 0, 0, 0);
     put_le16(h + HDR_VMAJOR, 2);
     block_seal(h, BS);
     ck_assert_int_eq(header_validate(h, BS, BS, BC), EKV_EVERSION);
@@ -100,7 +100,7 @@ END_TEST
 START_TEST(header_with_newer_minor_version_is_accepted)
 {
     uint8_t h[BS];
-    header_encode(h, BS, BC, 0, 0);
+    header_encode(h, BS, BC, 0, 0, 0);
     put_le16(h + HDR_VMINOR, 5);
     block_seal(h, BS);
     ck_assert_int_eq(header_validate(h, BS, BS, BC), 0);
@@ -110,7 +110,7 @@ END_TEST
 START_TEST(header_block_count_other_than_device_is_edom)
 {
     uint8_t h[BS];
-    header_encode(h, BS, BC, 0, 0);
+    header_encode(h, BS, BC, 0, 0, 0);
     ck_assert_int_eq(header_validate(h, BS, BS, BC + 1), EKV_EDOM);
     ck_assert_int_eq(header_validate(h, BS, BS, BC - 1), EKV_EDOM);
 }
@@ -120,7 +120,7 @@ START_TEST(header_block_size_other_than_device_is_edom)
 {
     /* A 512-byte header read from a device of 256-byte blocks. */
     uint8_t h[512];
-    header_encode(h, 512, BC, 0, 0);
+    header_encode(h, 512, BC, 0, 0, 0);
     ck_assert_int_eq(header_validate(h, BS, BS, BC), EKV_EDOM);
 }
 END_TEST
@@ -128,7 +128,7 @@ END_TEST
 START_TEST(header_with_zero_block_count_is_edom)
 {
     uint8_t h[BS];
-    header_encode(h, BS, 0, 0, 0);
+    header_encode(h, BS, 0, 0, 0, 0);
     ck_assert_int_eq(header_validate(h, BS, 0, 0), EKV_EDOM);
 }
 END_TEST
@@ -409,7 +409,7 @@ END_TEST
 START_TEST(decode_header_block)
 {
     uint8_t b[BS];
-    header_encode(b, BS, 1000, 2, 5);
+    header_encode(b, BS, 1000, 2, 5, 0);
     ekv_block_info bi;
     ck_assert_int_eq(ekv_block_decode(b, BS, &bi), 0);
     ck_assert_int_eq(bi.kind, EKV_BLOCK_HEADER);
@@ -501,7 +501,7 @@ START_TEST(decode_typed_block_with_bad_crc_is_garbage)
     ekv_block_decode(b, BS, &bi);
     ck_assert_int_eq(bi.kind, EKV_BLOCK_GARBAGE);
 
-    header_encode(b, BS, BC, 0, 0);
+    header_encode(b, BS, BC, 0, 0, 0);
     b[12] ^= 1;
     ekv_block_decode(b, BS, &bi);
     ck_assert_int_eq(bi.kind, EKV_BLOCK_GARBAGE);

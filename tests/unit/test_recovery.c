@@ -237,7 +237,7 @@ static void chain_runs_through_a_descriptor(simdev *sd)
 static void chain_runs_through_a_header_copy(simdev *sd)
 {
     uint8_t h[BS];
-    header_encode(h, BS, BC, 0, 0);
+    header_encode(h, BS, BC, 0, 0, 0);
     sim_poke(sd, 3, h);
 }
 static void chunk_is_a_descriptor(simdev *sd)
@@ -430,7 +430,7 @@ START_TEST(leftovers_are_skipped_by_read_only_recovery_untouched)
     sim_poke(sd, 5, junk);
     poke_chunk(sd, 4, 9, 1, 3, EKV_BLOCK_NONE, "orp");
     uint8_t h[BS];
-    header_encode(h, BS, BC, 0, 0);
+    header_encode(h, BS, BC, 0, 0, 0);
     sim_poke(sd, 7, h);
     poke_desc(sd, 2, "live", 1, 1, 1, 1, EKV_BLOCK_NONE, "v");
     uint8_t *before = sim_snapshot(sd);
@@ -454,7 +454,7 @@ START_TEST(header_copy_outside_block_0_is_garbage)
 {
     simdev *sd = formatted(BC, 0);
     uint8_t h[BS];
-    header_encode(h, BS, BC, 0, 0);
+    header_encode(h, BS, BC, 0, 0, 0);
     sim_poke(sd, 7, h);
     ekv_store *s = open_one(sd, 0);
     ck_assert(block_is_filled(sd, 7, 0x00));

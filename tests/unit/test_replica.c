@@ -31,18 +31,22 @@ static ekv_store *open_alone(simdev *sd)
 {
     ekv_device *d = &sd->dev;
     ekv_store *s = NULL;
-    ck_assert_int_eq(ekv_open(&s, &d, 1, NULL), 0);
+    /* Degraded: after a repair the set names both replicas. */
+    ekv_options o = {.flags = EKV_OPEN_DEGRADED};
+    ck_assert_int_eq(ekv_open(&s, &d, 1, &o), 0);
     return s;
 }
 
 static void make_replicas(simdev **sd, unsigned n, uint32_t bc)
 {
-    ekv_device *d[EKV_MAX_REPLICAS];
+    ekv_device *d[EKV_MAX_REPLICAS] = {0};
     for (unsigned i = 0; i < n; i++) {
         sd[i] = sim_new(BS, bc, 0);
         d[i] = &sd[i]->dev;
     }
     ck_assert_int_eq(ekv_format(d, n, NULL), 0);
+    for (unsigned i = 0; i < n; i++)
+        sim_set_mask(sd[i], 0); /* an upstream-style set: see helpers.h */
 }
 
 static void free_replicas(simdev **sd, unsigned n)
@@ -109,7 +113,7 @@ START_TEST(every_replica_gets_an_identical_image)
     /* Headers differ in replica_id only. */
     for (unsigned i = 0; i < n; i++) {
         uint8_t h[BS];
-        header_encode(h, BS, BC, i, 0);
+        header_encode(h, BS, BC, i, 0, 0);
         ck_assert_mem_eq(sim_block(sd[i], 0), h, BS);
     }
     ekv_key_info ki;
@@ -516,7 +520,8 @@ START_TEST(repair_revives_a_replica_whose_header_was_destroyed)
     ck_assert_uint_eq(info_of(s, "k").replicas, 3);
     ekv_close(s);
     uint8_t h[BS];
-    header_encode(h, BS, BC, 1, 0);
+    /* Rebuilt: both replicas move to epoch 1 with both as participants. */
+    header_encode(h, BS, BC, 1, 1, 3);
     ck_assert_mem_eq(sim_block(sd[1], 0), h, BS);
     assert_data_equal(sd[0], sd[1]);
     ck_assert_int_eq(open_n(&s, sd, 2, 0), 0); /* no longer degraded */
