@@ -129,19 +129,28 @@ done_ok() { echo "ok: $checks checks in $(basename "$0")"; exit 0; }
 upstream_set() {
     local img
     for img in "$@"; do
-        python3 - "$img" <<'PY' || fail "upstream_set $img"
+        set_epoch "$img" keep 0
+    done
+}
+
+# set_epoch IMAGE SEQ|keep MASK: rewrite the header's format_seq (the
+# epoch) and flags (the participant mask), CRC sealed: what an epoch bump
+# writes.
+set_epoch() {
+        python3 - "$1" "$2" "$3" <<'PY' || fail "set_epoch $1"
 import struct, sys, zlib
-path = sys.argv[1]
+path, seq, mask = sys.argv[1], sys.argv[2], int(sys.argv[3], 0)
 with open(path, 'r+b') as f:
     head = f.read(16)
     bs = struct.unpack_from('<I', head, 8)[0]
     f.seek(0)
     blk = bytearray(f.read(bs))
-    blk[24:28] = b'\0\0\0\0'
+    if seq != 'keep':
+        blk[20:24] = struct.pack('<I', int(seq, 0))
+    blk[24:28] = struct.pack('<I', mask)
     blk[bs - 4:bs] = b'\0\0\0\0'
     blk[bs - 4:bs] = struct.pack('<I', zlib.crc32(bytes(blk)) & 0xffffffff)
     f.seek(0)
     f.write(blk)
 PY
-    done
 }
