@@ -290,9 +290,31 @@ int ekv_format(ekv_device *const devs[], unsigned n,
  * could not be read is not erased at all (it is recovered in memory only),
  * so an unreadable block never costs the rest of its record.
  * Returns 0; EKV_EBADHDR, EKV_EVERSION or EKV_EDOM for a bad header or
- * geometry (any replica, unless EKV_OPEN_DEGRADED and one is good); EKV_EIO
- * or a device error when a header cannot be read; EKV_ENOMEM; EKV_EINVAL.
- * Durable on return: the recovery erasures.
+ * geometry (any replica, unless EKV_OPEN_DEGRADED and one is good; mixed
+ * geometry degraded: the one most replicas share wins, a tie the first);
+ * EKV_ENOTUNIQ for images of two stores or replicas written apart (always);
+ * EKV_ESTALE for a writable open with a stale replica without
+ * EKV_OPEN_HEAL or EKV_OPEN_DEGRADED; EKV_ENXIO for a writable open without
+ * EKV_OPEN_DEGRADED when a replica the epoch names was not given; EKV_EIO
+ * or a device error when a header cannot be read; EKV_ENOMEM; EKV_EINVAL;
+ * with EKV_OPEN_HEAL, what healing met (EKV_ENOSPC, a device error).
+ * Durable on return: the recovery erasures, and what heal wrote.
+ *
+ * Replica sets. The storage header's format_seq (FORMAT.md offset 20) is
+ * the set's epoch and its flags (offset 24) the participant mask of that
+ * epoch: bit (replica_id & 31) per replica that received every write made
+ * at it, 0 meaning every replica named. Upstream stores both and ignores
+ * them. A replica whose format_seq is below the highest is stale: it
+ * missed writes and is never read nor copied from (its report's status is
+ * EKV_ESTALE). The first change of a writable store whose epoch has a
+ * participant not in use first writes every active replica's header with
+ * format_seq + 1 and the active replicas' mask (each flushed; a crash at
+ * any of those writes leaves replicas that all hold every acknowledged
+ * write, the ones not yet rewritten stale from then on). EKV_ERANGE when
+ * format_seq is 0xFFFFFFFF. A header whose rewrite was cut (fixed fields
+ * whole, CRC wrong) is used with the epoch it shows and rewritten by the
+ * next change (report: header_torn). EKV_MAX_REPLICAS == 1 builds compile
+ * these rules away.
  */
 int ekv_open(ekv_store **out, ekv_device *const devs[], unsigned n,
              const ekv_options *opt);
@@ -474,10 +496,12 @@ int ekv_replica_report_get(ekv_store *s, unsigned i, ekv_replica_report *r);
 /*
  * ekv_repair - bring every replica to the newest complete record of every
  * key. Needs a writable store, normally opened with EKV_OPEN_DEGRADED.
- * A dropped replica whose device has the store's geometry is emptied (its
- * records missed every change since it was dropped, so none is trusted:
- * a deleted key must not come back), then gets a fresh header (replica_id
- * following the good replicas' numbering). Then each key's
+ * A stale replica, and a dropped one whose device has the store's
+ * geometry, is emptied (its records missed changes, so none is trusted:
+ * a deleted key must not come back) and refilled; only then does every
+ * replica get a header of a new epoch naming them all (a revived one with
+ * a fresh replica_id following the good replicas' numbering). A stale
+ * replica is never copied from. Then each key's
  * newest record is copied (same generation) to every replica that lacks it
  * or holds an older or corrupt copy: written and flushed before the older
  * copy is erased, so a crash at any point loses no key that was complete.
