@@ -686,7 +686,7 @@ int cmd_check(int argc, char **argv)
 /* -------------------------------------------------------------- repair */
 
 static const char repair_help[] =
-    "usage: embedkvfs repair [--force] IMAGE...\n"
+    "usage: embedkvfs repair [--force] [--json] IMAGE...\n"
     "Bring every replica of the store on IMAGE... to the newest complete\n"
     "record of every key: run the writable recovery on every replica (erase\n"
     "interrupted writes), empty and refill a replica that missed writes\n"
@@ -698,6 +698,8 @@ static const char repair_help[] =
     "  --force  images of two stores (same replica_id, or changed apart):\n"
     "           keep the first image's store and overwrite the others\n"
     "           (it says which first); without it repair refuses\n"
+    "  --json   the lines on stderr, and one JSON object on stdout:\n"
+    "           status, copied, epoch, every replica's state\n"
     "Exit: 0 all replicas agree, 2 usage, 4 a replica could not be repaired\n"
     "or the images are not replicas of one store, 5 I/O error, missing or\n"
     "locked image, no space. See embedkvfs(1).\n";
@@ -705,19 +707,23 @@ static const char repair_help[] =
 int cmd_repair(int argc, char **argv)
 {
     static const struct option opts[] = {
+        {"json", no_argument, NULL, 'j'},
         {"force", no_argument, NULL, 'f'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    int c, force = 0;
+    int c, force = 0, json = 0;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         if (c == 'h') {
             fputs(repair_help, stdout);
             return EXIT_OK;
         }
-        if (c == 'f') {
-            force = 1;
+        if (c == 'f' || c == 'j') {
+            if (c == 'f')
+                force = 1;
+            else
+                json = 1;
             continue;
         }
         return bad_option("repair", EXIT_USAGE, argv, optopt);
@@ -727,6 +733,9 @@ int cmd_repair(int argc, char **argv)
     if (n < 1)
         return usage_error("repair", EXIT_USAGE, "no IMAGE given");
 
+    /* With --json the lines below go to stderr and one JSON object to
+     * stdout. */
+    FILE *txt = json ? stderr : stdout;
     images im;
     int err = images_open(&im, paths, (unsigned)n, IMG_DEGRADED);
     if (err == EKV_ENOTUNIQ && !force) {
@@ -770,13 +779,13 @@ int cmd_repair(int argc, char **argv)
         ekv_replica_report_get(im.store, (unsigned)i, &after);
         if (before[i].status == 0 && before[i].healed) {
             active |= 1u << i;
-            printf("%s: rebuilt: it had missed writes (stale epoch); "
+            fprintf(txt, "%s: rebuilt: it had missed writes (stale epoch); "
                    "emptied and refilled from the current replicas\n",
                    paths[i]);
         } else if (before[i].status == 0) {
             active |= 1u << i;
             if (before[i].erased_blocks)
-                printf("%s: recovery erased %u block%s (interrupted writes, "
+                fprintf(txt, "%s: recovery erased %u block%s (interrupted writes, "
                        "stale records, garbage)\n",
                        paths[i], before[i].erased_blocks,
                        before[i].erased_blocks == 1 ? "" : "s");
@@ -785,7 +794,7 @@ int cmd_repair(int argc, char **argv)
             /* The library empties a revived replica (its records missed
              * every change while it was dropped) and the copy loop below
              * refills it. */
-            printf("%s: rebuilt: emptied, fresh header (replica_id %u), "
+            fprintf(txt, "%s: rebuilt: emptied, fresh header (replica_id %u), "
                    "refilled from the other replicas\n",
                    paths[i], after.replica_id);
         } else {
@@ -807,7 +816,7 @@ int cmd_repair(int argc, char **argv)
             left = 1;
         }
     }
-    printf("copied %u record%s to lagging replicas\n", copied,
+    fprintf(txt, "copied %u record%s to lagging replicas\n", copied,
            copied == 1 ? "" : "s");
 
     /* What is still not everywhere: keys without a sound copy, or copies
@@ -832,11 +841,57 @@ int cmd_repair(int argc, char **argv)
     } else if (err || left || differ) {
         rc = EXIT_CORRUPT;
     }
+    /* Every replica's state, in words. */
+    for (int i = 0; i < n; i++) {
+        ekv_replica_report_get(im.store, (unsigned)i, &after);
+        int st = after.status ? (im.open_err[i] ? im.open_err[i]
+                                                : after.status)
+                              : 0;
+        char why[256];
+        const char *word = set_state_text(&im, (unsigned)i, st, why,
+                                          sizeof(why));
+        if (st && !why[0])
+            snprintf(why, sizeof(why), "because %s", open_strerror(st));
+        if (!st)
+            fprintf(txt, "replica %d: %s: %s (%s)\n", i, paths[i], word, why);
+        else
+            fprintf(txt, "replica %d: %s: %s: %s\n", i, paths[i], word, why);
+    }
+    if (json) {
+        ekv_stats jst;
+        ekv_stats_get(im.store, &jst);
+        printf("{\"status\": %d, \"copied\": %u, \"epoch\": %u, "
+               "\"replicas\": [",
+               rc, copied, jst.epoch);
+        for (int i = 0; i < n; i++) {
+            ekv_replica_report_get(im.store, (unsigned)i, &after);
+            int st = after.status ? (im.open_err[i] ? im.open_err[i]
+                                                    : after.status)
+                                  : 0;
+            char why[256];
+            const char *word = set_state_text(&im, (unsigned)i, st, why,
+                                              sizeof(why));
+            printf("%s\n  {\"replica\": %d, \"image\": ", i ? "," : "", i);
+            json_cstr(stdout, paths[i]);
+            printf(", \"state\": ");
+            json_cstr(stdout, word);
+            printf(", \"state_detail\": ");
+            if (why[0])
+                json_cstr(stdout, why);
+            else
+                printf("null");
+            printf(", \"rebuilt\": %s, \"copied\": %u}",
+                   (after.healed || (before[i].status && !after.status))
+                       ? "true" : "false",
+                   after.copied);
+        }
+        printf("\n]}\n");
+    }
     if (rc == EXIT_OK)
-        printf("repair: done: %d replica%s, %zu key%s, all in agreement\n",
+        fprintf(txt, "repair: done: %d replica%s, %zu key%s, all in agreement\n",
                n, n == 1 ? "" : "s", nkeys, nkeys == 1 ? "" : "s");
     else
-        printf("repair: incomplete (see the errors above)\n");
+        fprintf(txt, "repair: incomplete (see the errors above)\n");
     images_close(&im);
     int frc = finish_stdout("repair");
     return rc ? rc : frc;

@@ -84,8 +84,8 @@ void set_explain_refusal(char **paths, unsigned n, int err)
         mask_text(want & ~named, m, sizeof(m));
         fprintf(stderr,
                 "%s: the store's replicas %s (replica_id) were not named: "
-                "name every image, or use --degraded (-o degraded) to write "
-                "without them (they then become stale and are rebuilt when "
+                "name every image (to write without them, mount with -o "
+                "degraded: they then become stale, and are rebuilt when "
                 "they return)\n",
                 PROG, m);
     } else if (err == EKV_EDOM) {
@@ -164,7 +164,7 @@ const char *set_state_text(const images *im, unsigned i, int status,
     case 0:
         if (im->store)
             snprintf(why, cap, "epoch %u%s", r.format_seq,
-                     r.healed ? ", rebuilt by heal" : "");
+                     r.healed ? ", rebuilt" : "");
         return "in use";
     case EKV_ESTALE:
         if (im->store)

@@ -37,12 +37,18 @@ expect_rc 0 "repair --force"
 expect_err_has "repair --force: s1.img: keeping its content" "says what is kept"
 expect_err_has "repair --force: s2.img: overwriting it: its content \(another store's\) is discarded" \
     "says what is overwritten"
+expect_out_has "^replica 1: s2.img: in use \(epoch 1, rebuilt\)$" \
+    "repair says each replica's state"
 ekv get s1.img s2.img k1
 expect_rc 0 "the kept store's key"
 ekv get s1.img s2.img k2
 expect_rc 3 "the other store's key is gone"
 ekv check s1.img s2.img
 expect_rc 0 "one store now"
+ekv repair --json s1.img s2.img
+expect_rc 0 "repair --json"
+expect_json '.status == 0 and .copied == 0 and .epoch == 1 and ([.replicas[].state] == ["in use", "in use"])' \
+    "repair --json: every replica's state"
 
 # --- scenario 3: replicas of different block sizes ----------------------
 "$EKV" format --blocks 16 --block-size 256 g1.img >/dev/null || fail "format"
