@@ -297,7 +297,8 @@ int ekv_format(ekv_device *const devs[], unsigned n,
  * EKV_OPEN_HEAL or EKV_OPEN_DEGRADED; EKV_ENXIO for a writable open without
  * EKV_OPEN_DEGRADED when a replica the epoch names was not given; EKV_EIO
  * or a device error when a header cannot be read; EKV_ENOMEM; EKV_EINVAL;
- * with EKV_OPEN_HEAL, what healing met (EKV_ENOSPC, a device error).
+ * EKV_ENOMEM also when healing runs out of memory (any other error of heal
+ * leaves the open successful and is in ekv_stats.heal_error).
  * Durable on return: the recovery erasures, and what heal wrote.
  *
  * Replica sets. The storage header's format_seq (FORMAT.md offset 20) is
@@ -447,6 +448,10 @@ typedef struct ekv_stats {
                                   absent, dropped or stale (bits as above) */
     uint32_t healed_replicas;  /* replicas rebuilt by heal/repair since open */
     uint32_t healed_records;   /* records heal/repair copied since open */
+    int heal_error;            /* why EKV_OPEN_HEAL could not finish (a
+                                  device error, EKV_ENOSPC), else 0: the
+                                  open still succeeds, what was not healed
+                                  stays out of use or diverged */
     size_t index_bytes;        /* memory held by the key index */
     size_t memory_bytes;       /* all memory held by the store */
 } ekv_stats;

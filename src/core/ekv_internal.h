@@ -230,6 +230,7 @@ struct ekv_store {
                         first change starts a new epoch (replica.c) */
 #ifndef EKV_NO_INDEX
     uint32_t healed_replicas, healed_records;
+    int heal_err; /* why EKV_OPEN_HEAL could not finish, or 0 */
 #endif
     ekv_replica rep[];
 };
@@ -344,8 +345,10 @@ bool replica_header_torn(const uint8_t *buf, uint32_t bs, uint32_t bc);
  * replica. 0 or the error that stops the change. */
 #ifndef EKV_READONLY
 int replica_before_change(ekv_store *s);
+#ifndef EKV_NO_INDEX
 /* EKV_OPEN_HEAL, after recovery of the active replicas. */
 int replica_heal(ekv_store *s);
+#endif
 #endif
 #else
 static inline bool replica_header_torn(const uint8_t *buf, uint32_t bs,

@@ -539,14 +539,8 @@ int replica_heal(ekv_store *s)
     return heal(s, false);
 }
 
-#elif !defined(EKV_READONLY)
-int replica_heal(ekv_store *s)
-{
-    (void)s; /* scan mode cannot heal: replica_settle refused or dropped
-                every stale replica */
-    return 0;
-}
-#endif /* !EKV_READONLY && !EKV_NO_INDEX */
+#endif /* !EKV_READONLY && !EKV_NO_INDEX (scan mode cannot heal:
+          replica_settle refused or dropped every stale replica) */
 
 #endif /* EKV_MAX_REPLICAS > 1 */
 

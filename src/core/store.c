@@ -738,9 +738,14 @@ int ekv_open(ekv_store **out, ekv_device *const devs[], unsigned n,
     s->ebuf = s->wbuf + s->bs;
     memset(s->ebuf, s->erase_byte, s->bs);
     err = rebuild(s);
-#ifndef EKV_READONLY
-    if (!err && (s->flags & EKV_OPEN_HEAL) && !(s->flags & EKV_OPEN_RDONLY))
-        err = replica_heal(s);
+#if !defined(EKV_READONLY) && !defined(EKV_NO_INDEX)
+    if (!err && (s->flags & EKV_OPEN_HEAL) && !(s->flags & EKV_OPEN_RDONLY)) {
+        /* A heal that could not finish leaves a usable store (stale
+         * replicas stay out of use): the open succeeds and says why. */
+        s->heal_err = replica_heal(s);
+        if (s->heal_err == EKV_ENOMEM)
+            err = EKV_ENOMEM;
+    }
 #endif
     if (err)
         goto fail;
@@ -793,6 +798,7 @@ int ekv_stats_get(ekv_store *s, ekv_stats *st)
 #ifndef EKV_NO_INDEX
     st->healed_replicas = s->healed_replicas;
     st->healed_records = s->healed_records;
+    st->heal_error = s->heal_err;
 #endif
     st->memory_bytes = mode_memory(s, &st->index_bytes) + store_size(s->n) +
                        (size_t)s->bs * 3;

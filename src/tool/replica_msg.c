@@ -136,6 +136,11 @@ void set_report_open(const images *im, int quiet)
                 "write had left behind\n",
                 PROG, st.healed_records - rebuilt_copies,
                 st.healed_records - rebuilt_copies == 1 ? "" : "s");
+    if (st.heal_error)
+        fprintf(stderr,
+                "%s: warning: heal could not finish: %s (stale replicas stay "
+                "out of use; run 'embedkvfs repair')\n",
+                PROG, open_strerror(st.heal_error));
     uint32_t absent = st.missing & ~named;
     if (absent && !dropped) {
         char m[100];

@@ -204,6 +204,33 @@ START_TEST(heal_rebuilds_the_stale_replica_and_both_join_a_new_epoch)
 }
 END_TEST
 
+START_TEST(a_heal_that_cannot_finish_leaves_the_open_usable_and_says_why)
+{
+    simdev *sd[2];
+    absent_then_back(sd);
+    sd[1]->fail_write_at = 1; /* b's device refuses every write */
+    sd[1]->fail_count = 1000000;
+    ekv_store *s;
+    ck_assert_int_eq(open_list(&s, sd, 2, EKV_OPEN_HEAL), 0);
+    ekv_stats st;
+    ekv_stats_get(s, &st);
+    ck_assert_int_eq(st.heal_error, EKV_EIO);
+    ck_assert_uint_eq(st.healed_replicas, 0);
+    ekv_replica_report r;
+    ekv_replica_report_get(s, 1, &r);
+    ck_assert_int_eq(r.status, EKV_ESTALE);
+    ck_assert_str_eq(get_s(s, "creds"), "password=NEW");
+    ck_assert_int_eq(put_s(s, "more", "m"), 0);
+    ekv_close(s);
+    sim_reset_faults(sd[1]);
+    ck_assert_int_eq(open_list(&s, sd, 2, EKV_OPEN_RDONLY), 0);
+    ck_assert_str_eq(get_s(s, "more"), "m");
+    ck_assert_str_eq(get_s(s, "creds"), "password=NEW");
+    ekv_close(s);
+    free_set(sd, 2);
+}
+END_TEST
+
 START_TEST(repair_empties_a_stale_replica_and_never_copies_from_it)
 {
     simdev *sd[2];
@@ -494,6 +521,7 @@ static Suite *make(void)
 #ifndef EKV_NO_INDEX
     tcase_add_test(tc, heal_rebuilds_the_stale_replica_and_both_join_a_new_epoch);
     tcase_add_test(tc, repair_empties_a_stale_replica_and_never_copies_from_it);
+    tcase_add_test(tc, a_heal_that_cannot_finish_leaves_the_open_usable_and_says_why);
     tcase_add_test(tc, heal_reconciles_replicas_a_crash_left_apart);
     tcase_add_test(tc, repair_force_keeps_the_first_store_and_overwrites_the_other);
 #else
