@@ -789,13 +789,15 @@ int ekv_stats_get(ekv_store *s, ekv_stats *st)
     st->max_key_size = EKV_MAX_KEY_SIZE(s->bs);
     st->read_only = (s->flags & EKV_OPEN_RDONLY) != 0;
     st->io_errors = s->io_errors;
+#if EKV_MAX_REPLICAS > 1
     st->epoch = s->format_seq;
     st->participants = s->mask;
     for (unsigned r = 0; r < s->n; r++)
         if (replica_active(s, r))
             st->missing |= 1u << (s->rep[r].report.replica_id & 31);
     st->missing = s->mask & ~st->missing;
-#ifndef EKV_NO_INDEX
+#endif
+#if !defined(EKV_NO_INDEX) && EKV_MAX_REPLICAS > 1
     st->healed_replicas = s->healed_replicas;
     st->healed_records = s->healed_records;
     st->heal_error = s->heal_err;
@@ -845,8 +847,10 @@ int ekv_format(ekv_device *const devs[], unsigned n,
     /* One image keeps the upstream header byte for byte (flags 0); a set
      * records its participants in flags (replica.c). */
     uint32_t mask = opt->participants;
+#if EKV_MAX_REPLICAS > 1
     for (unsigned r = 0; r < n && n > 1 && !opt->participants; r++)
         mask |= 1u << ((opt->replica_id_base + r) & 31);
+#endif
     int err = 0;
     for (unsigned r = 0; r < n && !err; r++) {
         ekv_device *d = devs[r];
