@@ -168,8 +168,11 @@ const char *set_state_text(const images *im, unsigned i, int status,
     switch (status) {
     case 0:
         if (im->store)
-            snprintf(why, cap, "epoch %u%s", r.format_seq,
-                     r.healed ? ", rebuilt" : "");
+            snprintf(why, cap, "epoch %u%s%s", r.format_seq,
+                     r.healed ? ", rebuilt" : "",
+                     r.header_torn ? ", header CRC wrong: torn by an "
+                                     "interrupted epoch change, rewritten "
+                                     "by the next change" : "");
         return "in use";
     case EKV_ESTALE:
         if (im->store)
