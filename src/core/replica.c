@@ -284,6 +284,7 @@ static int write_header(ekv_store *s, unsigned r, uint32_t id, uint32_t epoch,
         rp->version_minor = EKV_FORMAT_VERSION_MINOR;
         rp->block_size = s->bs;
         rp->block_count = s->bc;
+        rp->header_torn = 0;
     }
     return err;
 }
@@ -536,7 +537,16 @@ static int heal(ekv_store *s, bool full)
 
 int replica_heal(ekv_store *s)
 {
-    return heal(s, false);
+    int err = heal(s, false);
+    /* A header an interrupted epoch change left torn is rewritten now (a
+     * new epoch, header writes only), so upstream can read it again. */
+    bool torn = false;
+    for (unsigned r = 0; r < s->n; r++)
+        if (replica_active(s, r) && s->rep[r].report.header_torn)
+            torn = true;
+    if (!err && torn)
+        err = replica_before_change(s);
+    return err;
 }
 
 #endif /* !EKV_READONLY && !EKV_NO_INDEX (scan mode cannot heal:

@@ -496,7 +496,9 @@ int cmd_check(int argc, char **argv)
                 fprintf(stderr, "%s: %s: %s\n", PROG, paths[i], reason);
             }
         } else {
-            if (r->rep.erasable_blocks)
+            /* A torn header (an interrupted epoch change) is rewritten by
+             * a writable open: no data at risk. */
+            if (r->rep.erasable_blocks || r->rep.header_torn)
                 status |= CHECK_RECOVERABLE;
             if (r->rep.unreadable_blocks)
                 status |= CHECK_OPERATIONAL;

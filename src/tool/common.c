@@ -312,11 +312,25 @@ int images_open(images *im, char **paths, unsigned n, unsigned flags)
     uint32_t bs = 0, bc = 0;
     unsigned good = 0;
 
-    /* First pass: geometry from each image's own header. */
+    /* First pass: geometry from each image's own header. A header whose
+     * CRC alone is wrong, in a file of the size it states, may be one an
+     * interrupted epoch change left torn: the library judges it (it uses
+     * such a header, src/core/replica.c). */
+    int maybe_torn[EKV_MAX_REPLICAS] = {0};
     for (unsigned i = 0; i < n; i++) {
         errs[i] = ekv_file_open(&im->devs[i], paths[i], fflags, 0, 0);
         if (!errs[i]) {
             errs[i] = ekv_read_header(im->devs[i], NULL);
+            image_probe pr;
+            if (errs[i] == EKV_EBADHDR &&
+                image_probe_path(paths[i], &pr) == EKV_EBADHDR &&
+                pr.magic && pr.block_size == im->devs[i]->block_size &&
+                pr.block_count &&
+                pr.file_size == (uint64_t)pr.block_size * pr.block_count &&
+                im->devs[i]->block_count == pr.block_count) {
+                maybe_torn[i] = 1;
+                errs[i] = 0;
+            }
             if (errs[i]) {
                 ekv_device_close(im->devs[i]);
                 im->devs[i] = NULL;
@@ -431,13 +445,31 @@ int images_open(images *im, char **paths, unsigned n, unsigned flags)
         if (!quiet && (err == EKV_ENOTUNIQ || err == EKV_ESTALE ||
                        err == EKV_ENXIO || err == EKV_EDOM))
             set_explain_refusal(paths, n, err);
-        else if (!quiet)
+        else if (!quiet && err == EKV_EBADHDR) {
+            for (unsigned i = 0; i < n; i++)
+                if (maybe_torn[i])
+                    print_image_error(paths[i], err);
+        } else if (!quiet)
             print_error(paths[0], err);
         for (unsigned i = 0; i < n; i++)
             if (im->devs[i] == &null_devs[i])
                 im->devs[i] = NULL;
         images_close(im);
         return err;
+    }
+    /* A header the library did not take after all is a dropped replica. */
+    for (unsigned i = 0; i < n; i++) {
+        ekv_replica_report r;
+        if (maybe_torn[i] && ekv_replica_report_get(im->store, i, &r) == 0 &&
+            r.status) {
+            errs[i] = r.status;
+            if (!quiet) {
+                char msg[320];
+                image_error_text(paths[i], r.status, msg, sizeof(msg));
+                fprintf(stderr, "%s: warning: %s: %s; replica dropped\n",
+                        PROG, paths[i], msg);
+            }
+        }
     }
     set_report_open(im, quiet);
     return 0;
