@@ -183,8 +183,9 @@ typedef struct ekv_allocator {
  * whose epoch is older than the others' (EKV_ESTALE), and copy each key's
  * newest record to current replicas that lag behind after a crash. Without
  * it (and without EKV_OPEN_DEGRADED) a writable open of a set with a stale
- * replica fails with EKV_ESTALE. ekv_stats_get() and
- * ekv_replica_report_get() say what it did. EKV_NO_INDEX builds cannot
+ * replica fails with EKV_ESTALE. It also rewrites a header an interrupted
+ * epoch change left torn. ekv_stats_get() and ekv_replica_report_get() say
+ * what it did. EKV_NO_INDEX builds cannot
  * heal: there the flag is accepted but a stale replica still needs
  * EKV_OPEN_DEGRADED (it is then dropped). */
 #define EKV_OPEN_HEAL 0x8u
