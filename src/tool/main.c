@@ -21,7 +21,7 @@ static const struct {
     {"put", cmd_put, "put [-e | -x] [--file F] IMAGE... KEY"},
     {"rm", cmd_rm, "rm [-e | -x] IMAGE... KEY"},
     {"check", cmd_check, "check [--json] IMAGE..."},
-    {"repair", cmd_repair, "repair IMAGE..."},
+    {"repair", cmd_repair, "repair [--force] [--json] IMAGE..."},
     {"dump", cmd_dump, "dump [--json] [--block-size N] IMAGE"},
 };
 
