@@ -461,11 +461,12 @@ static uint32_t free_id(ekv_store *s, unsigned r, uint32_t used)
 
 static int heal(ekv_store *s, bool full)
 {
-    int first_err = 0;
+    int first_err = 0, revive_err = 0;
     uint32_t rebuilding = 0;
     /* Stale replicas (and, for repair, dropped ones) are emptied: none of
      * their records can be trusted (a key deleted since, or re-created
-     * with a generation they already hold). */
+     * with a generation they already hold). One that cannot be (another
+     * geometry, a failing device) stays out of use; the others go on. */
     for (unsigned r = 0; r < s->n; r++) {
         int st = s->rep[r].status;
         if (!st || (st != EKV_ESTALE && !full))
@@ -473,8 +474,8 @@ static int heal(ekv_store *s, bool full)
         int err = empty_replica(s, r);
         if (err == EKV_ENOMEM)
             return err;
-        if (err && !first_err)
-            first_err = err;
+        if (err && !revive_err)
+            revive_err = err;
         if (!err)
             rebuilding |= 1u << r;
     }
@@ -497,7 +498,7 @@ static int heal(ekv_store *s, bool full)
      * make stale the one replica that holds some key. The rebuilt replicas
      * stay out of use (stale or invalid) until a later heal or repair. */
     if (!rebuilding || first_err)
-        return first_err;
+        return revive_err ? revive_err : first_err;
 
     /* Every rebuilt replica holds every key: a new epoch with all of them,
      * current replicas first, rebuilt ones last. */
@@ -532,7 +533,7 @@ static int heal(ekv_store *s, bool full)
             }
         }
     s->need_bump = false;
-    return first_err;
+    return revive_err;
 }
 
 int replica_heal(ekv_store *s)

@@ -231,6 +231,36 @@ START_TEST(a_heal_that_cannot_finish_leaves_the_open_usable_and_says_why)
 }
 END_TEST
 
+START_TEST(an_unrevivable_replica_does_not_keep_a_stale_one_from_its_rebuild)
+{
+    simdev *sd[3];
+    make_set(sd, 3);
+    ekv_store *s;
+    ck_assert_int_eq(open_list(&s, sd, 3, 0), 0);
+    ck_assert_int_eq(put_s(s, "k", "old"), 0);
+    ekv_close(s);
+    /* b away while k changes; c is then replaced by a device of another
+     * size, which repair cannot revive. */
+    simdev *ac[2] = {sd[0], sd[2]};
+    ck_assert_int_eq(open_list(&s, ac, 2, EKV_OPEN_DEGRADED), 0);
+    ck_assert_int_eq(put_s(s, "k", "new"), 0);
+    ekv_close(s);
+    sim_free(sd[2]);
+    sd[2] = sim_new(BS, BC + 1, 0);
+    ck_assert_int_eq(open_list(&s, sd, 3, EKV_OPEN_DEGRADED), 0);
+    ck_assert_int_eq(ekv_repair(s, NULL), EKV_EDOM);
+    ekv_replica_report r;
+    ekv_replica_report_get(s, 1, &r);
+    ck_assert_int_eq(r.status, 0); /* b rebuilt all the same */
+    ck_assert_uint_eq(r.healed, 1);
+    ekv_close(s);
+    ck_assert_int_eq(open_list(&s, sd + 1, 1, EKV_OPEN_RDONLY), 0);
+    ck_assert_str_eq(get_s(s, "k"), "new");
+    ekv_close(s);
+    free_set(sd, 3);
+}
+END_TEST
+
 START_TEST(repair_empties_a_stale_replica_and_never_copies_from_it)
 {
     simdev *sd[2];
@@ -522,6 +552,7 @@ static Suite *make(void)
     tcase_add_test(tc, heal_rebuilds_the_stale_replica_and_both_join_a_new_epoch);
     tcase_add_test(tc, repair_empties_a_stale_replica_and_never_copies_from_it);
     tcase_add_test(tc, a_heal_that_cannot_finish_leaves_the_open_usable_and_says_why);
+    tcase_add_test(tc, an_unrevivable_replica_does_not_keep_a_stale_one_from_its_rebuild);
     tcase_add_test(tc, heal_reconciles_replicas_a_crash_left_apart);
     tcase_add_test(tc, repair_force_keeps_the_first_store_and_overwrites_the_other);
 #else
