@@ -382,7 +382,8 @@ static int valbuf_fit(ekv_store *s, valbuf *v, uint32_t size)
  * newest verifying record of entry e. full: compare
  * the bytes of copies of equal generation too (repair). */
 static int reconcile_entry(ekv_store *s, ekv_entry *e, uint32_t targets,
-                           bool full, valbuf *v, int *first_err)
+                           bool full, valbuf *v, int *first_err,
+                           uint32_t *lacking)
 {
     const uint8_t *key = entry_key(e, s->n);
     unsigned order[EKV_MAX_REPLICAS];
@@ -420,6 +421,8 @@ static int reconcile_entry(ekv_store *s, ekv_entry *e, uint32_t targets,
     if (src < 0) {
         if (ioerr && !*first_err)
             *first_err = ioerr;
+        if (ioerr)
+            *lacking = targets; /* nobody is known to hold it */
         return 0;
     }
     ekv_slot best = e->rep[src];
@@ -445,6 +448,8 @@ static int reconcile_entry(ekv_store *s, ekv_entry *e, uint32_t targets,
         int rc = copy_to_replica(s, e, r, v->p, &best, user_flags);
         if (rc && !*first_err)
             *first_err = rc;
+        if (rc)
+            *lacking |= 1u << r;
     }
     return 0;
 }
@@ -459,7 +464,27 @@ static uint32_t free_id(ekv_store *s, unsigned r, uint32_t used)
     return id;
 }
 
+static int heal_steps(ekv_store *s, bool full, uint32_t *emptied);
+
+/* A replica emptied for a rebuild that did not finish holds copies the
+ * index points at: forget them, it stays out of use (and is emptied again
+ * by the next heal or repair). */
 static int heal(ekv_store *s, bool full)
+{
+    uint32_t emptied = 0;
+    int err = heal_steps(s, full, &emptied);
+    for (unsigned r = 0; r < s->n; r++) {
+        if (!(emptied & (1u << r)) || replica_active(s, r))
+            continue;
+        uint32_t pos = 0;
+        ekv_entry *e;
+        while ((e = mode_next_entry(s, &pos)) != NULL)
+            e->rep[r].desc = EKV_BLOCK_NONE;
+    }
+    return err;
+}
+
+static int heal_steps(ekv_store *s, bool full, uint32_t *emptied)
 {
     int first_err = 0, revive_err = 0;
     uint32_t rebuilding = 0;
@@ -479,25 +504,32 @@ static int heal(ekv_store *s, bool full)
         if (!err)
             rebuilding |= 1u << r;
     }
+    *emptied = rebuilding;
     uint32_t targets = rebuilding;
     for (unsigned r = 0; r < s->n; r++)
         if (replica_active(s, r))
             targets |= 1u << r;
 
     valbuf v = {NULL, 0};
-    uint32_t pos = 0;
+    uint32_t pos = 0, lacking = 0;
     ekv_entry *e;
     int err = 0;
     while (!err && (e = mode_next_entry(s, &pos)) != NULL)
-        err = reconcile_entry(s, e, targets, full, &v, &first_err);
+        err = reconcile_entry(s, e, targets, full, &v, &first_err, &lacking);
     mem_free(&s->alloc, v.p, 2 * v.cap);
     if (err)
         return err;
-    /* A new epoch only once every current and rebuilt replica holds every
-     * key: after a failed copy, a crash during the header writes could
-     * make stale the one replica that holds some key. The rebuilt replicas
-     * stay out of use (stale or invalid) until a later heal or repair. */
-    if (!rebuilding || first_err)
+    /* A new epoch only once every current replica and every rebuilt one
+     * that joins holds every key: after a failed copy to a current
+     * replica, a crash during the header writes could make stale the one
+     * replica that holds some key. A rebuilt replica that missed a copy
+     * stays out of use (stale or invalid) until a later heal or repair. */
+    rebuilding &= ~lacking;
+    bool current_lacks = false;
+    for (unsigned r = 0; r < s->n; r++)
+        if (replica_active(s, r) && (lacking & (1u << r)))
+            current_lacks = true;
+    if (!rebuilding || current_lacks)
         return revive_err ? revive_err : first_err;
 
     /* Every rebuilt replica holds every key: a new epoch with all of them,
@@ -533,7 +565,7 @@ static int heal(ekv_store *s, bool full)
             }
         }
     s->need_bump = false;
-    return revive_err;
+    return revive_err ? revive_err : first_err;
 }
 
 int replica_heal(ekv_store *s)

@@ -261,6 +261,38 @@ START_TEST(an_unrevivable_replica_does_not_keep_a_stale_one_from_its_rebuild)
 }
 END_TEST
 
+START_TEST(a_rebuild_cut_short_leaves_the_replica_stale_and_out_of_the_index)
+{
+    simdev *sd[2];
+    absent_then_back(sd);
+    sim_reset_faults(sd[1]);
+    sd[1]->fail_write_at = BC; /* emptied (BC - 1 writes), then refills fail */
+    sd[1]->fail_count = 1000000;
+    ekv_store *s;
+    ck_assert_int_eq(open_list(&s, sd, 2, EKV_OPEN_HEAL), 0);
+    ekv_stats st;
+    ekv_stats_get(s, &st);
+    ck_assert_int_eq(st.heal_error, EKV_EIO);
+    ekv_replica_report r;
+    ekv_replica_report_get(s, 1, &r);
+    ck_assert_int_eq(r.status, EKV_ESTALE);
+    ekv_key_info ki;
+    ck_assert_int_eq(ekv_stat_key(s, "creds", 5, &ki), 0);
+    ck_assert_uint_eq(ki.replicas, 1); /* b's partial copies are forgotten */
+    ck_assert_uint_eq(ki.stale, 0);
+    ck_assert_int_eq(put_s(s, "creds", "password=NEWER"), 0);
+    ekv_close(s);
+    ck_assert_uint_eq(hdr_seq(sd[1]), 0);
+    sim_reset_faults(sd[1]);
+    ck_assert_int_eq(open_list(&s, sd, 2, EKV_OPEN_HEAL), 0);
+    ck_assert_str_eq(get_s(s, "creds"), "password=NEWER");
+    ekv_replica_report_get(s, 1, &r);
+    ck_assert_int_eq(r.status, 0);
+    ekv_close(s);
+    free_set(sd, 2);
+}
+END_TEST
+
 START_TEST(repair_empties_a_stale_replica_and_never_copies_from_it)
 {
     simdev *sd[2];
@@ -553,6 +585,7 @@ static Suite *make(void)
     tcase_add_test(tc, repair_empties_a_stale_replica_and_never_copies_from_it);
     tcase_add_test(tc, a_heal_that_cannot_finish_leaves_the_open_usable_and_says_why);
     tcase_add_test(tc, an_unrevivable_replica_does_not_keep_a_stale_one_from_its_rebuild);
+    tcase_add_test(tc, a_rebuild_cut_short_leaves_the_replica_stale_and_out_of_the_index);
     tcase_add_test(tc, heal_reconciles_replicas_a_crash_left_apart);
     tcase_add_test(tc, repair_force_keeps_the_first_store_and_overwrites_the_other);
 #else
