@@ -244,6 +244,9 @@ static inline void decide_erase_byte(ekv_store *s)
 }
 #endif
 int dev_read(ekv_store *s, unsigned r, uint32_t b, void *buf);
+/* Whether a block read looks like what a write or an erase leaves: a known
+ * type with a right CRC, or uniformly 0x00 or 0xFF. */
+bool read_plausible(const uint8_t *p, uint32_t bs);
 /* The CRC check for a buffer dev_read just filled: free when dev_read
  * already verified it (every read is checked once there, for the retry). */
 static inline bool read_crc_ok(const ekv_store *s, const uint8_t *buf)
@@ -287,6 +290,27 @@ void fill_info(const ekv_store *s, const ekv_entry *e, const uint8_t *key,
                ekv_key_info *info);
 unsigned copies_in_order(const ekv_store *s, const ekv_entry *e,
                          unsigned order[]);
+
+#ifndef EKV_NO_INDEX
+/* scan_batch.c: recovery's reads of a replica, in ascending block order,
+ * many blocks per device call when the device has read_blocks. */
+typedef struct scan_batch {
+    uint8_t *buf;   /* cap blocks, only while the scan runs */
+    uint32_t cap;   /* 0: one read() per block */
+    uint32_t first; /* the blocks in buf: first .. first + count - 1 */
+    uint32_t count;
+    bool failed;    /* read_blocks failed for them: read each again */
+} scan_batch;
+void batch_open(ekv_store *s, unsigned r, scan_batch *sb);
+void batch_close(ekv_store *s, scan_batch *sb);
+/* Blocks from b on that the device says read as zeros (free) without
+ * being read; 0 when it does not know or b is already in the buffer. */
+uint32_t batch_zeros(ekv_store *s, unsigned r, scan_batch *sb, uint32_t b);
+/* Block b as dev_read() would give it: 0 and *out, or a device error. A
+ * typed block's CRC is checked (s->sound == *out). */
+int batch_read(ekv_store *s, unsigned r, scan_batch *sb, uint32_t b,
+               const uint8_t **out);
+#endif
 
 /* mode_index.c or mode_scan.c */
 int mode_init(ekv_store *s);        /* before recovering every replica */

@@ -140,9 +140,11 @@ int mode_recover(ekv_store *s, unsigned r)
     ekv_replica *rp = &s->rep[r];
     ekv_replica_report *rep = &rp->report;
     scan_tmp t;
+    scan_batch sb;
     int err = 0;
 
     memset(&t, 0, sizeof(t));
+    memset(&sb, 0, sizeof(sb));
     rep->free_blocks = rep->descriptor_blocks = rep->chunk_blocks = 0;
     rep->garbage_blocks = rep->unreadable_blocks = 0;
     rep->complete_records = rep->incomplete_records = 0;
@@ -157,10 +159,21 @@ int mode_recover(ekv_store *s, unsigned r)
     }
     t.kind[0] = K_KEPT;
 
+    batch_open(s, r, &sb);
     for (uint32_t b = 1; b < s->bc; b++) {
-        uint8_t *buf = s->rbuf;
-        /* dev_read() reads a failed or doubtful block twice. */
-        if (dev_read(s, r, b, buf) != 0) {
+        /* A hole of a sparse image: free blocks, nothing to read. */
+        uint32_t z = batch_zeros(s, r, &sb, b);
+        if (z) {
+            memset(t.kind + b, K_FREE, z);
+#ifndef EKV_READONLY
+            s->free00 += z;
+#endif
+            b += z - 1;
+            continue;
+        }
+        const uint8_t *buf;
+        /* A failed or doubtful block is read again (dev_read()). */
+        if (batch_read(s, r, &sb, b, &buf) != 0) {
             t.kind[b] = K_UNREADABLE;
             rep->unreadable_blocks++;
             continue;
@@ -201,6 +214,7 @@ int mode_recover(ekv_store *s, unsigned r)
             t.kind[b] = K_OTHER;
         }
     }
+    batch_close(s, &sb);
 
     /* Verify records, then size the index once for what is complete (not
      * by doubling as keys arrive); if that fails, growing as it goes may
@@ -276,6 +290,7 @@ int mode_recover(ekv_store *s, unsigned r)
     }
     rep->free_blocks = rp->fm.free_count;
 out:
+    batch_close(s, &sb);
     scan_tmp_free(s, &t);
     return err;
 }

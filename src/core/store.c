@@ -30,7 +30,7 @@ static int io_result(ekv_store *s, int err)
 
 /* Whether a block read looks like what a write or an erase leaves: a
  * known type with a right CRC, or uniformly 0x00 or 0xFF. */
-static bool read_plausible(const uint8_t *p, uint32_t bs)
+bool read_plausible(const uint8_t *p, uint32_t bs)
 {
     if (p[0] == EKV_TYPE_DESCRIPTOR || p[0] == EKV_TYPE_CHUNK ||
         p[0] == EKV_TYPE_HEADER)
