@@ -173,6 +173,8 @@ typedef struct ekv_freemap {
 int freemap_init(ekv_freemap *fm, uint32_t nblocks, const ekv_allocator *a);
 void freemap_free(ekv_freemap *fm, const ekv_allocator *a);
 void freemap_set_free(ekv_freemap *fm, uint32_t block);
+/* Blocks b .. b + n - 1 free (n may be 0). */
+void freemap_set_free_range(ekv_freemap *fm, uint32_t b, uint32_t n);
 void freemap_set_used(ekv_freemap *fm, uint32_t block);
 bool freemap_is_free(const ekv_freemap *fm, uint32_t block);
 /* Take (mark used) and return the lowest free block, or EKV_BLOCK_NONE. */

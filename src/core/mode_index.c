@@ -134,6 +134,29 @@ static void scan_tmp_free(ekv_store *s, scan_tmp *t)
     memset(t, 0, sizeof(*t));
 }
 
+/* How many blocks from b on (b's included, before `end`) are K_FREE; runs
+ * of millions (the holes of a sparse image) are passed 8 kinds a time. */
+static uint32_t free_run(const scan_tmp *t, uint32_t b, uint32_t end)
+{
+    _Static_assert(K_FREE == 0, "free_run compares words with zero");
+    uint32_t e = b;
+    while (e < end && e % 8)
+        if (t->kind[e] == K_FREE)
+            e++;
+        else
+            return e - b;
+    while (end - e >= 8) {
+        uint64_t w;
+        memcpy(&w, t->kind + e, 8);
+        if (w)
+            break;
+        e += 8;
+    }
+    while (e < end && t->kind[e] == K_FREE)
+        e++;
+    return e - b;
+}
+
 /* Recover replica r: scan, verify, index, erase (if writable). */
 int mode_recover(ekv_store *s, unsigned r)
 {
@@ -270,7 +293,9 @@ int mode_recover(ekv_store *s, unsigned r)
     for (uint32_t b = 1; b < s->bc; b++) {
         uint8_t k = t.kind[b];
         if (k == K_FREE) {
-            freemap_set_free(&rp->fm, b);
+            uint32_t n = free_run(&t, b, s->bc);
+            freemap_set_free_range(&rp->fm, b, n);
+            b += n - 1;
         } else if (k != K_KEPT && k != K_UNREADABLE) {
             rep->erasable_blocks++;
             if (may_erase && dev_write(s, r, b, s->ebuf) == 0) {

@@ -331,6 +331,38 @@ START_TEST(zero_run_skips_holes_without_reading_them)
 }
 END_TEST
 
+#ifndef EKV_NO_INDEX
+/* The word-at-a-time range of the free map equals block-by-block frees. */
+START_TEST(freemap_range_equals_block_by_block)
+{
+    const uint32_t nb = 64 * 64 * 3 + 17;
+    ekv_freemap a, b;
+    ck_assert_int_eq(freemap_init(&a, nb, &ekv_default_allocator), 0);
+    ck_assert_int_eq(freemap_init(&b, nb, &ekv_default_allocator), 0);
+    uint64_t seed = 12345;
+    for (int i = 0; i < 400; i++) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        uint32_t first = (uint32_t)(seed >> 33) % nb;
+        uint32_t n = (uint32_t)(seed >> 13) % (i % 4 == 0 ? 9000 : 130);
+        if (n > nb - first)
+            n = nb - first;
+        freemap_set_free_range(&a, first, n);
+        for (uint32_t k = 0; k < n; k++)
+            freemap_set_free(&b, first + k);
+        ck_assert_uint_eq(a.free_count, b.free_count);
+        /* Take a few again, so that ranges meet used and free bits. */
+        for (int k = 0; k < 3; k++)
+            ck_assert_uint_eq(freemap_take_lowest(&a),
+                              freemap_take_lowest(&b));
+        ck_assert_uint_eq(a.hint, b.hint);
+    }
+    ck_assert_mem_eq(a.bits, b.bits, freemap_bytes(nb));
+    freemap_free(&a, &ekv_default_allocator);
+    freemap_free(&b, &ekv_default_allocator);
+}
+END_TEST
+#endif
+
 int main(void)
 {
     Suite *su = suite_create("batch");
@@ -344,6 +376,9 @@ int main(void)
     tcase_add_test(tc, garbage_in_a_batch_is_erased_like_in_block_reads);
     tcase_add_test(tc, batch_buffer_refused_falls_back_to_block_reads);
     tcase_add_test(tc, zero_run_skips_holes_without_reading_them);
+#ifndef EKV_NO_INDEX
+    tcase_add_test(tc, freemap_range_equals_block_by_block);
+#endif
     suite_add_tcase(su, tc);
     SRunner *sr = srunner_create(su);
     srunner_run_all(sr, CK_NORMAL);
