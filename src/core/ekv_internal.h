@@ -121,7 +121,7 @@ typedef struct ekv_slot {
 typedef struct ekv_entry {
     uint32_t hash;
     uint16_t key_len;
-    uint16_t unused;
+    uint16_t in_arena; /* 1: lives in the index's arena, not alone */
     ekv_slot rep[]; /* nrep slots, then key_len key bytes */
 } ekv_entry;
 
@@ -141,7 +141,14 @@ typedef struct ekv_index {
     uint32_t count;
     unsigned nrep;
     const ekv_allocator *alloc;
-    size_t bytes; /* table + entries, as asked of the allocator */
+    size_t bytes; /* table + entries + arena, as asked of the allocator */
+    /* Recovery takes the entries of the keys it finds from one arena, one
+     * allocation instead of one per key (and one free at close); entries
+     * added later, or when the arena cannot be had, are allocated alone.
+     * The arena goes back once no entry lives in it. */
+    uint8_t *arena;
+    size_t arena_size, arena_used;
+    uint32_t arena_live;
 } ekv_index;
 
 uint32_t key_hash(const void *key, size_t len);
@@ -156,6 +163,13 @@ void index_remove(ekv_index *ix, ekv_entry *e);
 /* Size the table for n keys in one step (recovery knows how many it will
  * add). 0 or EKV_ENOMEM; on failure the index is unchanged. */
 int index_reserve(ekv_index *ix, uint32_t n);
+/* Start loading the table slot of a hash that a lookup will soon need. */
+void index_prefetch(const ekv_index *ix, uint32_t hash);
+/* Bytes an entry for a key of len bytes takes in the arena. */
+size_t index_entry_bytes(const ekv_index *ix, size_t len);
+/* Give the index an arena of `bytes` for the entries it is about to add
+ * (sum of index_entry_bytes), if it has none; a failure is no error. */
+void index_arena(ekv_index *ix, size_t bytes);
 
 /* ---- freemap.c: free blocks of one replica ------------------------------
  * A bitmap (1 = free) with a summary bitmap of its non-zero words, so that

@@ -252,10 +252,24 @@ int mode_recover(ekv_store *s, unsigned r)
             rep->incomplete_records++;
     }
     (void)index_reserve(&s->index, s->index.count + ncomplete);
+    /* The first replica's keys are all new: their entries come from one
+     * arena (a key with stale records here wastes an entry's bytes until
+     * close). Later replicas mostly find their keys already there. */
+    if (!s->index.count) {
+        size_t need = 0;
+        for (uint32_t i = 0; i < t.ndesc; i++)
+            if (t.desc[i].complete)
+                need += index_entry_bytes(&s->index, t.desc[i].key_len);
+        index_arena(&s->index, need);
+    }
     /* The newest complete record of each key wins (on a tie the lower
      * block, which the scan met first). */
     for (uint32_t i = 0; i < t.ndesc; i++) {
         desc_meta *d = &t.desc[i];
+        /* The table is far larger than a cache: ask for the slot of a
+         * key a few steps ahead while this one is looked up. */
+        if (i + 8 < t.ndesc)
+            index_prefetch(&s->index, t.desc[i + 8].hash);
         if (!d->complete)
             continue;
         rep->complete_records++;

@@ -332,6 +332,101 @@ START_TEST(zero_run_skips_holes_without_reading_them)
 END_TEST
 
 #ifndef EKV_NO_INDEX
+/* Recovery's entry arena: every byte accounted for while keys come and go,
+ * the arena given back once its last key is deleted, nothing left at
+ * close; and a store whose arena cannot be had still opens. */
+typedef struct counting {
+    size_t live;
+    size_t refuse; /* refuse requests of exactly this size (0: none) */
+    unsigned refused;
+} counting;
+
+static void *c_alloc(void *ctx, size_t size)
+{
+    counting *c = ctx;
+    if (c->refuse && size == c->refuse) {
+        c->refused++;
+        return NULL;
+    }
+    void *p = malloc(size ? size : 1);
+    if (p)
+        c->live += size;
+    return p;
+}
+
+static void c_free(void *ctx, void *p, size_t size)
+{
+    counting *c = ctx;
+    c->live -= size;
+    free(p);
+}
+
+/* Returns how many allocations were refused; *had_arena: whether the
+ * open store had an arena. */
+static unsigned arena_round(unsigned nrep, size_t refuse, bool *had_arena)
+{
+    simdev *sims[2] = {NULL, NULL};
+    ekv_store *s = open_sims(sims, nrep, BS, BC, 0);
+    fill(s);
+    ekv_close(s);
+    counting c = {0, refuse, 0};
+    ekv_allocator al = {c_alloc, c_free, &c};
+    ekv_options o = {.allocator = &al};
+    ekv_device *devs[2] = {&sims[0]->dev, nrep > 1 ? &sims[1]->dev : NULL};
+    ck_assert_int_eq(ekv_open(&s, devs, nrep, &o), 0);
+    *had_arena = s->index.arena != NULL;
+    check_all(s);
+    ekv_stats st;
+    ekv_stats_get(s, &st);
+    ck_assert_uint_eq(st.memory_bytes, c.live);
+    char k[16];
+    /* Delete every key, then put some back: accounting holds throughout. */
+    for (unsigned i = 0; i < NKEYS; i++) {
+        key_of(k, i);
+        ck_assert_int_eq(ekv_delete(s, k, strlen(k)), 0);
+        if (i % 50 == 0) {
+            ekv_stats_get(s, &st);
+            ck_assert_uint_eq(st.memory_bytes, c.live);
+        }
+    }
+    ekv_stats_get(s, &st);
+    ck_assert_uint_eq(st.records, 0);
+    ck_assert_uint_eq(st.memory_bytes, c.live);
+    ck_assert_uint_eq(st.index_bytes, (size_t)s->index.cap * 9);
+    ck_assert_ptr_null(s->index.arena);
+    for (unsigned i = 0; i < 20; i++) {
+        key_of(k, i);
+        ck_assert_int_eq(put_s(s, k, "again"), 0);
+    }
+    ekv_stats_get(s, &st);
+    ck_assert_uint_eq(st.memory_bytes, c.live);
+    ekv_close(s);
+    ck_assert_uint_eq(c.live, 0);
+    for (unsigned r = 0; r < nrep; r++)
+        sim_free(sims[r]);
+    return c.refused;
+}
+
+START_TEST(entry_arena_is_accounted_and_given_back)
+{
+    bool had = false;
+    ck_assert_uint_eq(arena_round(1, 0, &had), 0);
+    ck_assert(had);
+    ck_assert_uint_eq(arena_round(2, 0, &had), 0);
+    ck_assert(had);
+}
+END_TEST
+
+START_TEST(entry_arena_refused_falls_back_to_one_entry_each)
+{
+    /* Every key is 8 bytes: the arena asks for NKEYS entries of
+     * index_entry_bytes(8) = 8 + 12 + 8 = 28 bytes. */
+    bool had = true;
+    ck_assert_uint_ge(arena_round(1, (size_t)NKEYS * 28, &had), 1);
+    ck_assert(!had);
+}
+END_TEST
+
 /* The word-at-a-time range of the free map equals block-by-block frees. */
 START_TEST(freemap_range_equals_block_by_block)
 {
@@ -378,6 +473,8 @@ int main(void)
     tcase_add_test(tc, zero_run_skips_holes_without_reading_them);
 #ifndef EKV_NO_INDEX
     tcase_add_test(tc, freemap_range_equals_block_by_block);
+    tcase_add_test(tc, entry_arena_is_accounted_and_given_back);
+    tcase_add_test(tc, entry_arena_refused_falls_back_to_one_entry_each);
 #endif
     suite_add_tcase(su, tc);
     SRunner *sr = srunner_create(su);
