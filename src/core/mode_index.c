@@ -57,8 +57,19 @@ static void *grow(ekv_store *s, void *old, size_t old_bytes, size_t new_bytes)
 static int add_desc(ekv_store *s, scan_tmp *t, uint32_t b, const uint8_t *buf)
 {
     uint16_t klen = get_le16(buf + DESC_KEY_SIZE);
+    /* Past the first batch of descriptors, grow to what the storage will
+     * hold if the rest looks like the part scanned so far (plus an
+     * eighth), not just twice: each growth copies everything, and a large
+     * store would copy its descriptors many times over. */
+    uint64_t ahead = (uint64_t)t->ndesc * (s->bc - 1) / b;
+    ahead += ahead / 8 + 64;
     if (t->ndesc == t->desc_cap) {
-        uint32_t ncap = t->desc_cap ? t->desc_cap * 2 : 64;
+        uint64_t want = t->desc_cap ? (uint64_t)t->desc_cap * 2 : 64;
+        if (t->desc_cap >= 1024 && ahead > want)
+            want = ahead;
+        if (want > s->bc)
+            want = s->bc; /* one descriptor per block at most */
+        uint32_t ncap = (uint32_t)want;
         void *n = grow(s, t->desc, t->desc_cap * sizeof(desc_meta),
                        ncap * sizeof(desc_meta));
         if (!n)
@@ -70,6 +81,11 @@ static int add_desc(ekv_store *s, scan_tmp *t, uint32_t b, const uint8_t *buf)
      * NULL are undefined behaviour. */
     if (!t->keys || t->keys_len + klen > t->keys_cap) {
         size_t ncap = t->keys_cap ? t->keys_cap * 2 : 4096;
+        if (t->ndesc >= 1024) {
+            uint64_t guess = (uint64_t)(t->keys_len / t->ndesc + 1) * ahead;
+            if (guess > ncap && guess <= (size_t)-1 / 4)
+                ncap = (size_t)guess;
+        }
         while (ncap < t->keys_len + klen)
             ncap *= 2;
         void *n = grow(s, t->keys, t->keys_len, ncap);
