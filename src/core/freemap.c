@@ -73,16 +73,14 @@ void freemap_set_free(ekv_freemap *fm, uint32_t b)
     fm->free_count++;
 }
 
+/* Bits set in v. Plain arithmetic: a compiler builtin may call a runtime
+ * helper that a freestanding firmware link does not have. */
 static uint32_t popcount64(uint64_t v)
 {
-#if defined(__GNUC__) || defined(__clang__)
-    return (uint32_t)__builtin_popcountll(v);
-#else
-    uint32_t n = 0;
-    for (; v; v &= v - 1)
-        n++;
-    return n;
-#endif
+    v -= (v >> 1) & 0x5555555555555555ull;
+    v = (v & 0x3333333333333333ull) + ((v >> 2) & 0x3333333333333333ull);
+    v = (v + (v >> 4)) & 0x0f0f0f0f0f0f0f0full;
+    return (uint32_t)((v * 0x0101010101010101ull) >> 56);
 }
 
 void freemap_set_free_range(ekv_freemap *fm, uint32_t b, uint32_t n)
