@@ -606,6 +606,30 @@ START_TEST(write_into_a_hole_is_seen_by_later_batches)
 }
 END_TEST
 
+/* A window inside a sparse file: holes are found relative to the window,
+ * and data outside it never counts. */
+START_TEST(holes_are_found_inside_a_window)
+{
+    ekv_device *d = sparse_image(); /* data: blocks 0..15, 2048..2063 */
+    ekv_device_close(d);
+    if (skip_without_holes("holes_are_found_inside_a_window"))
+        return;
+    ekv_file_options o = {.block_size = BS, .offset = 1024 * BS,
+                          .length = 2048 * BS};
+    ck_assert_int_eq(ekv_file_open_ex(&d, path, &o), 0);
+    ck_assert_uint_eq(d->block_count, 2048);
+    /* Window blocks 0..1023 are file blocks 1024..2047: a hole. */
+    ck_assert_uint_eq(d->zero_run(d, 0, 2048), 1024);
+    ck_assert_uint_eq(d->zero_run(d, 1024, 1024), 0);
+    ck_assert_uint_eq(d->zero_run(d, 1040, 1008), 1008);
+    static uint8_t buf[BS * 32];
+    ck_assert_int_eq(d->read_blocks(d, 1008, 32, buf), 0);
+    for (size_t i = 0; i < sizeof(buf); i++)
+        ck_assert_uint_eq(buf[i], i < 16 * BS ? 0 : 0x11);
+    ekv_device_close(d);
+}
+END_TEST
+
 /* A 4 GiB image of 256-byte blocks holding one key: opening it reads the
  * data blocks only, not the 16M blocks of holes. The verdict is the
  * bytes read, never the time. */
@@ -685,6 +709,7 @@ static Suite *make(void)
     tcase_add_test(tc, holes_read_as_zeros_and_zero_run_names_them);
     tcase_add_test(tc, write_into_a_hole_is_seen_by_later_batches);
     tcase_add_test(tc, sparse_4gib_image_opens_reading_only_its_data);
+    tcase_add_test(tc, holes_are_found_inside_a_window);
     suite_add_tcase(s, tc);
     return s;
 }
