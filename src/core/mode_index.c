@@ -54,17 +54,23 @@ static void *grow(ekv_store *s, void *old, size_t old_bytes, size_t new_bytes)
     return n;
 }
 
+/* How many descriptors the whole storage will hold if the blocks after b
+ * look like those scanned so far, plus an eighth. A table that must grow
+ * grows to that, not just to twice its size: each growth copies the
+ * table, and a large store would copy its descriptors many times over. */
+static uint64_t descs_ahead(const ekv_store *s, const scan_tmp *t,
+                            uint32_t b)
+{
+    uint64_t n = (uint64_t)t->ndesc * (s->bc - 1) / b;
+    return n + n / 8 + 64;
+}
+
 static int add_desc(ekv_store *s, scan_tmp *t, uint32_t b, const uint8_t *buf)
 {
     uint16_t klen = get_le16(buf + DESC_KEY_SIZE);
-    /* Past the first batch of descriptors, grow to what the storage will
-     * hold if the rest looks like the part scanned so far (plus an
-     * eighth), not just twice: each growth copies everything, and a large
-     * store would copy its descriptors many times over. */
-    uint64_t ahead = (uint64_t)t->ndesc * (s->bc - 1) / b;
-    ahead += ahead / 8 + 64;
     if (t->ndesc == t->desc_cap) {
         uint64_t want = t->desc_cap ? (uint64_t)t->desc_cap * 2 : 64;
+        uint64_t ahead = descs_ahead(s, t, b);
         if (t->desc_cap >= 1024 && ahead > want)
             want = ahead;
         if (want > s->bc)
@@ -82,7 +88,8 @@ static int add_desc(ekv_store *s, scan_tmp *t, uint32_t b, const uint8_t *buf)
     if (!t->keys || t->keys_len + klen > t->keys_cap) {
         size_t ncap = t->keys_cap ? t->keys_cap * 2 : 4096;
         if (t->ndesc >= 1024) {
-            uint64_t guess = (uint64_t)(t->keys_len / t->ndesc + 1) * ahead;
+            uint64_t guess = (uint64_t)(t->keys_len / t->ndesc + 1) *
+                             descs_ahead(s, t, b);
             if (guess > ncap && guess <= (size_t)-1 / 4)
                 ncap = (size_t)guess;
         }
