@@ -134,13 +134,26 @@ struct ekv_device {
     /* The backend's own state. */
     void *ctx;
     /* Optional: read `count` consecutive blocks from `first` into buf
-     * (count * block_size bytes) in one go, for recovery's scan of the
-     * whole storage. NULL: the core reads one block at a time (what a flash
-     * with block-sized I/O wants). A failed or short read here is never
-     * taken as a verdict on any block: the core reads every block of the
-     * range again through read(), with its usual retry. */
+     * (count * block_size bytes) in one go. Recovery of the indexed core
+     * uses it to scan the whole storage in batches (a buffer of about
+     * 64 KiB, taken from the store's allocator for the scan only; if that
+     * allocation fails, or the hook is NULL, the core reads one block at a
+     * time, which is what a flash with block-sized I/O wants; the
+     * EKV_NO_INDEX core never uses it). Return 0 only when all count
+     * blocks are in buf; any other value is a failure, and a failure is
+     * never taken as a verdict on any block: the core reads every block
+     * of the range again through read(), with its usual retry. A block of
+     * a good batch that is neither a valid block nor uniformly erased is
+     * read again through read() as well. */
     int (*read_blocks)(ekv_device *dev, uint32_t first, uint32_t count,
                        void *buf);
+    /* Optional, consulted only with read_blocks: how many blocks from
+     * `first` on (at most `count`) are known to read as all 0x00 bytes
+     * without being read (a hole of a sparse image file); 0 when block
+     * `first` may hold data or the device does not know. Recovery takes
+     * such blocks as free (0x00-erased) without reading them, so a
+     * device must never count a block that could hold anything else. */
+    uint32_t (*zero_run)(ekv_device *dev, uint32_t first, uint32_t count);
 };
 
 /* Close a device through its close callback. NULL is accepted. */

@@ -3,13 +3,14 @@
 #   tests/install-deps.sh          build + demo (compiler, Meson, libfuse3)
 #   tests/install-deps.sh --all    also the test suite, proof and firmware
 #                                  tools (check, clang/libFuzzer, valgrind,
-#                                  cppcheck, arm-none-eabi-gcc, jq)
+#                                  cppcheck, arm-none-eabi-gcc, jq, zlib
+#                                  for the benchmark's baseline)
 set -euo pipefail
 
 demo=(gcc meson ninja-build pkg-config libfuse3-dev fuse3 python3 util-linux)
 all=(check jq clang libclang-rt-14-dev valgrind cppcheck clang-tidy
      gcc-arm-none-eabi libnewlib-arm-none-eabi binutils-arm-none-eabi man-db
-     groff-base)
+     groff-base zlib1g-dev)
 
 want=("${demo[@]}")
 [ "${1:-}" = "--all" ] && want+=("${all[@]}")

@@ -122,7 +122,7 @@ typedef struct ekv_slot {
 typedef struct ekv_entry {
     uint32_t hash;
     uint16_t key_len;
-    uint16_t unused;
+    uint16_t in_arena; /* 1: lives in the index's arena, not alone */
     ekv_slot rep[]; /* nrep slots, then key_len key bytes */
 } ekv_entry;
 
@@ -142,7 +142,14 @@ typedef struct ekv_index {
     uint32_t count;
     unsigned nrep;
     const ekv_allocator *alloc;
-    size_t bytes; /* table + entries, as asked of the allocator */
+    size_t bytes; /* table + entries + arena, as asked of the allocator */
+    /* Recovery takes the entries of the keys it finds from one arena, one
+     * allocation instead of one per key (and one free at close); entries
+     * added later, or when the arena cannot be had, are allocated alone.
+     * The arena goes back once no entry lives in it. */
+    uint8_t *arena;
+    size_t arena_size, arena_used;
+    uint32_t arena_live;
 } ekv_index;
 
 uint32_t key_hash(const void *key, size_t len);
@@ -157,6 +164,13 @@ void index_remove(ekv_index *ix, ekv_entry *e);
 /* Size the table for n keys in one step (recovery knows how many it will
  * add). 0 or EKV_ENOMEM; on failure the index is unchanged. */
 int index_reserve(ekv_index *ix, uint32_t n);
+/* Start loading the table slot of a hash that a lookup will soon need. */
+void index_prefetch(const ekv_index *ix, uint32_t hash);
+/* Bytes an entry for a key of len bytes takes in the arena. */
+size_t index_entry_bytes(const ekv_index *ix, size_t len);
+/* Give the index an arena of `bytes` for the entries it is about to add
+ * (sum of index_entry_bytes), if it has none; a failure is no error. */
+void index_arena(ekv_index *ix, size_t bytes);
 
 /* ---- freemap.c: free blocks of one replica ------------------------------
  * A bitmap (1 = free) with a summary bitmap of its non-zero words, so that
@@ -174,6 +188,8 @@ typedef struct ekv_freemap {
 int freemap_init(ekv_freemap *fm, uint32_t nblocks, const ekv_allocator *a);
 void freemap_free(ekv_freemap *fm, const ekv_allocator *a);
 void freemap_set_free(ekv_freemap *fm, uint32_t block);
+/* Blocks b .. b + n - 1 free (n may be 0). */
+void freemap_set_free_range(ekv_freemap *fm, uint32_t b, uint32_t n);
 void freemap_set_used(ekv_freemap *fm, uint32_t block);
 bool freemap_is_free(const ekv_freemap *fm, uint32_t block);
 /* Take (mark used) and return the lowest free block, or EKV_BLOCK_NONE. */
@@ -252,6 +268,9 @@ static inline void decide_erase_byte(ekv_store *s)
 }
 #endif
 int dev_read(ekv_store *s, unsigned r, uint32_t b, void *buf);
+/* Whether a block read looks like what a write or an erase leaves: a known
+ * type with a right CRC, or uniformly 0x00 or 0xFF. */
+bool read_plausible(const uint8_t *p, uint32_t bs);
 /* The CRC check for a buffer dev_read just filled: free when dev_read
  * already verified it (every read is checked once there, for the retry). */
 static inline bool read_crc_ok(const ekv_store *s, const uint8_t *buf)
@@ -295,6 +314,27 @@ void fill_info(const ekv_store *s, const ekv_entry *e, const uint8_t *key,
                ekv_key_info *info);
 unsigned copies_in_order(const ekv_store *s, const ekv_entry *e,
                          unsigned order[]);
+
+#ifndef EKV_NO_INDEX
+/* scan_batch.c: recovery's reads of a replica, in ascending block order,
+ * many blocks per device call when the device has read_blocks. */
+typedef struct scan_batch {
+    uint8_t *buf;   /* cap blocks, only while the scan runs */
+    uint32_t cap;   /* 0: one read() per block */
+    uint32_t first; /* the blocks in buf: first .. first + count - 1 */
+    uint32_t count;
+    bool failed;    /* read_blocks failed for them: read each again */
+} scan_batch;
+void batch_open(ekv_store *s, unsigned r, scan_batch *sb);
+void batch_close(ekv_store *s, scan_batch *sb);
+/* Blocks from b on that the device says read as zeros (free) without
+ * being read; 0 when it does not know or b is already in the buffer. */
+uint32_t batch_zeros(ekv_store *s, unsigned r, scan_batch *sb, uint32_t b);
+/* Block b as dev_read() would give it: 0 and *out, or a device error. A
+ * typed block's CRC is checked (s->sound == *out). */
+int batch_read(ekv_store *s, unsigned r, scan_batch *sb, uint32_t b,
+               const uint8_t **out);
+#endif
 
 /* mode_index.c or mode_scan.c */
 int mode_init(ekv_store *s);        /* before recovering every replica */

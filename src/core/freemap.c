@@ -73,6 +73,35 @@ void freemap_set_free(ekv_freemap *fm, uint32_t b)
     fm->free_count++;
 }
 
+/* Bits set in v. Plain arithmetic: a compiler builtin may call a runtime
+ * helper that a freestanding firmware link does not have. */
+static uint32_t popcount64(uint64_t v)
+{
+    v -= (v >> 1) & 0x5555555555555555ull;
+    v = (v & 0x3333333333333333ull) + ((v >> 2) & 0x3333333333333333ull);
+    v = (v + (v >> 4)) & 0x0f0f0f0f0f0f0f0full;
+    return (uint32_t)((v * 0x0101010101010101ull) >> 56);
+}
+
+void freemap_set_free_range(ekv_freemap *fm, uint32_t b, uint32_t n)
+{
+    /* A word at a time: a sparse image's hole of millions of free blocks
+     * costs a few thousand word writes. */
+    while (n) {
+        uint32_t w = b / 64, off = b % 64;
+        uint32_t take = 64 - off < n ? 64 - off : n;
+        uint64_t mask = take == 64 ? ~(uint64_t)0
+                                   : (((uint64_t)1 << take) - 1) << off;
+        fm->free_count += popcount64(mask & ~fm->bits[w]);
+        fm->bits[w] |= mask;
+        fm->summary[w / 64] |= (uint64_t)1 << (w % 64);
+        if (w / 64 < fm->hint)
+            fm->hint = w / 64;
+        b += take;
+        n -= take;
+    }
+}
+
 void freemap_set_used(ekv_freemap *fm, uint32_t b)
 {
     if (!freemap_is_free(fm, b))

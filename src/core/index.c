@@ -52,12 +52,46 @@ static uint8_t tag_of(uint32_t hash)
     return t ? t : 1;
 }
 
+size_t index_entry_bytes(const ekv_index *ix, size_t len)
+{
+    /* Entries hold 32-bit fields: keep each one 4-byte aligned. */
+    return (entry_size(ix, len) + 3u) & ~(size_t)3u;
+}
+
+void index_arena(ekv_index *ix, size_t bytes)
+{
+    if (ix->arena || !bytes)
+        return;
+    ix->arena = mem_alloc(ix->alloc, bytes);
+    if (!ix->arena)
+        return;
+    ix->arena_size = bytes;
+    ix->arena_used = 0;
+    ix->arena_live = 0;
+    ix->bytes += bytes;
+}
+
+static void free_entry(ekv_index *ix, ekv_entry *e)
+{
+    if (!e->in_arena) {
+        ix->bytes -= entry_size(ix, e->key_len);
+        mem_free(ix->alloc, e, entry_size(ix, e->key_len));
+    } else if (--ix->arena_live == 0) {
+        ix->bytes -= ix->arena_size;
+        mem_free(ix->alloc, ix->arena, ix->arena_size);
+        ix->arena = NULL;
+        ix->arena_size = ix->arena_used = 0;
+    }
+}
+
 void index_free(ekv_index *ix)
 {
     for (uint32_t i = 0; i < ix->cap; i++)
-        if (ix->slots[i])
+        if (ix->slots[i] && !ix->slots[i]->in_arena)
             mem_free(ix->alloc, ix->slots[i],
                      entry_size(ix, ix->slots[i]->key_len));
+    if (ix->arena)
+        mem_free(ix->alloc, ix->arena, ix->arena_size);
     if (ix->slots)
         mem_free(ix->alloc, ix->slots, table_bytes(ix->cap));
     index_init(ix, ix->nrep, ix->alloc);
@@ -85,6 +119,19 @@ ekv_entry *index_find(const ekv_index *ix, const void *key, size_t len,
         if (t == tag && entry_is(ix, ix->slots[i], key, len, hash))
             return ix->slots[i];
     }
+}
+
+void index_prefetch(const ekv_index *ix, uint32_t hash)
+{
+#if defined(__GNUC__) || defined(__clang__)
+    if (ix->cap) {
+        uint32_t i = hash & (ix->cap - 1);
+        __builtin_prefetch(&ix->tags[i]);
+        __builtin_prefetch(&ix->slots[i]);
+    }
+#else
+    (void)ix, (void)hash;
+#endif
 }
 
 static int index_resize(ekv_index *ix, uint32_t ncap)
@@ -142,12 +189,21 @@ ekv_entry *index_get_or_add(ekv_index *ix, const void *key, size_t len,
     if ((uint64_t)(ix->count + 1) * 5 > (uint64_t)ix->cap * 4 &&
         index_grow(ix) != 0)
         return NULL;
-    e = mem_alloc(ix->alloc, entry_size(ix, len));
-    if (!e)
-        return NULL;
+    size_t in_arena = index_entry_bytes(ix, len);
+    if (ix->arena && ix->arena_size - ix->arena_used >= in_arena) {
+        e = (ekv_entry *)(void *)(ix->arena + ix->arena_used);
+        ix->arena_used += in_arena;
+        ix->arena_live++;
+        e->in_arena = 1;
+    } else {
+        e = mem_alloc(ix->alloc, entry_size(ix, len));
+        if (!e)
+            return NULL;
+        ix->bytes += entry_size(ix, len);
+        e->in_arena = 0;
+    }
     e->hash = hash;
     e->key_len = (uint16_t)len;
-    e->unused = 0;
     for (unsigned r = 0; r < ix->nrep; r++) {
         e->rep[r].desc = EKV_BLOCK_NONE;
         e->rep[r].gen = 0;
@@ -162,7 +218,6 @@ ekv_entry *index_get_or_add(ekv_index *ix, const void *key, size_t len,
     ix->slots[i] = e;
     ix->tags[i] = tag_of(hash);
     ix->count++;
-    ix->bytes += entry_size(ix, len);
     return e;
 }
 
@@ -190,8 +245,7 @@ void index_remove(ekv_index *ix, ekv_entry *e)
     ix->slots[hole] = NULL;
     ix->tags[hole] = 0;
     ix->count--;
-    ix->bytes -= entry_size(ix, e->key_len);
-    mem_free(ix->alloc, e, entry_size(ix, e->key_len));
+    free_entry(ix, e);
 }
 
 #endif /* !EKV_NO_INDEX */

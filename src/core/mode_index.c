@@ -54,11 +54,28 @@ static void *grow(ekv_store *s, void *old, size_t old_bytes, size_t new_bytes)
     return n;
 }
 
+/* How many descriptors the whole storage will hold if the blocks after b
+ * look like those scanned so far, plus an eighth. A table that must grow
+ * grows to that, not just to twice its size: each growth copies the
+ * table, and a large store would copy its descriptors many times over. */
+static uint64_t descs_ahead(const ekv_store *s, const scan_tmp *t,
+                            uint32_t b)
+{
+    uint64_t n = (uint64_t)t->ndesc * (s->bc - 1) / b;
+    return n + n / 8 + 64;
+}
+
 static int add_desc(ekv_store *s, scan_tmp *t, uint32_t b, const uint8_t *buf)
 {
     uint16_t klen = get_le16(buf + DESC_KEY_SIZE);
     if (t->ndesc == t->desc_cap) {
-        uint32_t ncap = t->desc_cap ? t->desc_cap * 2 : 64;
+        uint64_t want = t->desc_cap ? (uint64_t)t->desc_cap * 2 : 64;
+        uint64_t ahead = descs_ahead(s, t, b);
+        if (t->desc_cap >= 1024 && ahead > want)
+            want = ahead;
+        if (want > s->bc)
+            want = s->bc; /* one descriptor per block at most */
+        uint32_t ncap = (uint32_t)want;
         void *n = grow(s, t->desc, t->desc_cap * sizeof(desc_meta),
                        ncap * sizeof(desc_meta));
         if (!n)
@@ -70,6 +87,12 @@ static int add_desc(ekv_store *s, scan_tmp *t, uint32_t b, const uint8_t *buf)
      * NULL are undefined behaviour. */
     if (!t->keys || t->keys_len + klen > t->keys_cap) {
         size_t ncap = t->keys_cap ? t->keys_cap * 2 : 4096;
+        if (t->ndesc >= 1024) {
+            uint64_t guess = (uint64_t)(t->keys_len / t->ndesc + 1) *
+                             descs_ahead(s, t, b);
+            if (guess > ncap && guess <= (size_t)-1 / 4)
+                ncap = (size_t)guess;
+        }
         while (ncap < t->keys_len + klen)
             ncap *= 2;
         void *n = grow(s, t->keys, t->keys_len, ncap);
@@ -134,15 +157,40 @@ static void scan_tmp_free(ekv_store *s, scan_tmp *t)
     memset(t, 0, sizeof(*t));
 }
 
+/* How many blocks from b on (b's included, before `end`) are K_FREE; runs
+ * of millions (the holes of a sparse image) are passed 8 kinds a time. */
+static uint32_t free_run(const scan_tmp *t, uint32_t b, uint32_t end)
+{
+    _Static_assert(K_FREE == 0, "free_run compares words with zero");
+    uint32_t e = b;
+    while (e < end && e % 8)
+        if (t->kind[e] == K_FREE)
+            e++;
+        else
+            return e - b;
+    while (end - e >= 8) {
+        uint64_t w;
+        memcpy(&w, t->kind + e, 8);
+        if (w)
+            break;
+        e += 8;
+    }
+    while (e < end && t->kind[e] == K_FREE)
+        e++;
+    return e - b;
+}
+
 /* Recover replica r: scan, verify, index, erase (if writable). */
 int mode_recover(ekv_store *s, unsigned r)
 {
     ekv_replica *rp = &s->rep[r];
     ekv_replica_report *rep = &rp->report;
     scan_tmp t;
+    scan_batch sb;
     int err = 0;
 
     memset(&t, 0, sizeof(t));
+    memset(&sb, 0, sizeof(sb));
     rep->free_blocks = rep->descriptor_blocks = rep->chunk_blocks = 0;
     rep->garbage_blocks = rep->unreadable_blocks = 0;
     rep->complete_records = rep->incomplete_records = 0;
@@ -157,10 +205,21 @@ int mode_recover(ekv_store *s, unsigned r)
     }
     t.kind[0] = K_KEPT;
 
+    batch_open(s, r, &sb);
     for (uint32_t b = 1; b < s->bc; b++) {
-        uint8_t *buf = s->rbuf;
-        /* dev_read() reads a failed or doubtful block twice. */
-        if (dev_read(s, r, b, buf) != 0) {
+        /* A hole of a sparse image: free blocks, nothing to read. */
+        uint32_t z = batch_zeros(s, r, &sb, b);
+        if (z) {
+            memset(t.kind + b, K_FREE, z);
+#ifndef EKV_READONLY
+            s->free00 += z;
+#endif
+            b += z - 1;
+            continue;
+        }
+        const uint8_t *buf;
+        /* A failed or doubtful block is read again (dev_read()). */
+        if (batch_read(s, r, &sb, b, &buf) != 0) {
             t.kind[b] = K_UNREADABLE;
             rep->unreadable_blocks++;
             continue;
@@ -201,6 +260,7 @@ int mode_recover(ekv_store *s, unsigned r)
             t.kind[b] = K_OTHER;
         }
     }
+    batch_close(s, &sb);
 
     /* Verify records, then size the index once for what is complete (not
      * by doubling as keys arrive); if that fails, growing as it goes may
@@ -215,10 +275,24 @@ int mode_recover(ekv_store *s, unsigned r)
             rep->incomplete_records++;
     }
     (void)index_reserve(&s->index, s->index.count + ncomplete);
+    /* The first replica's keys are all new: their entries come from one
+     * arena (a key with stale records here wastes an entry's bytes until
+     * close). Later replicas mostly find their keys already there. */
+    if (!s->index.count) {
+        size_t need = 0;
+        for (uint32_t i = 0; i < t.ndesc; i++)
+            if (t.desc[i].complete)
+                need += index_entry_bytes(&s->index, t.desc[i].key_len);
+        index_arena(&s->index, need);
+    }
     /* The newest complete record of each key wins (on a tie the lower
      * block, which the scan met first). */
     for (uint32_t i = 0; i < t.ndesc; i++) {
         desc_meta *d = &t.desc[i];
+        /* The table is far larger than a cache: ask for the slot of a
+         * key a few steps ahead while this one is looked up. */
+        if (i + 8 < t.ndesc)
+            index_prefetch(&s->index, t.desc[i + 8].hash);
         if (!d->complete)
             continue;
         rep->complete_records++;
@@ -256,7 +330,9 @@ int mode_recover(ekv_store *s, unsigned r)
     for (uint32_t b = 1; b < s->bc; b++) {
         uint8_t k = t.kind[b];
         if (k == K_FREE) {
-            freemap_set_free(&rp->fm, b);
+            uint32_t n = free_run(&t, b, s->bc);
+            freemap_set_free_range(&rp->fm, b, n);
+            b += n - 1;
         } else if (k != K_KEPT && k != K_UNREADABLE) {
             rep->erasable_blocks++;
             if (may_erase && dev_write(s, r, b, s->ebuf) == 0) {
@@ -276,6 +352,7 @@ int mode_recover(ekv_store *s, unsigned r)
     }
     rep->free_blocks = rp->fm.free_count;
 out:
+    batch_close(s, &sb);
     scan_tmp_free(s, &t);
     return err;
 }

@@ -30,17 +30,13 @@ static int io_result(ekv_store *s, int err)
 
 /* Whether a block read looks like what a write or an erase leaves: a
  * known type with a right CRC, or uniformly 0x00 or 0xFF. */
-static bool read_plausible(const uint8_t *p, uint32_t bs)
+bool read_plausible(const uint8_t *p, uint32_t bs)
 {
     if (p[0] == EKV_TYPE_DESCRIPTOR || p[0] == EKV_TYPE_CHUNK ||
         p[0] == EKV_TYPE_HEADER)
         return block_crc_ok(p, bs);
-    if (p[0] != 0x00 && p[0] != 0xff)
-        return false;
-    for (uint32_t i = 1; i < bs; i++)
-        if (p[i] != p[0])
-            return false;
-    return true;
+    /* Uniform: every byte equals the one before it. */
+    return (p[0] == 0x00 || p[0] == 0xff) && memcmp(p, p + 1, bs - 1) == 0;
 }
 
 /* Every read is judged: recovery erases, and the scanning mode allocates

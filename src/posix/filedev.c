@@ -20,6 +20,11 @@ typedef struct file_dev {
     uint32_t flags;
     off_t base; /* byte offset of block 0 in the file (the window) */
     char *path;
+    /* Where the file holds data, as SEEK_DATA/SEEK_HOLE said last (see
+     * data_map): no data in [map_lo, map_data), data in [map_data,
+     * map_end). Empty (map_end == map_lo) until asked; any write empties
+     * it, as it may fill a hole. */
+    off_t map_lo, map_data, map_end;
 } file_dev;
 
 static int neg_errno(int e)
@@ -48,9 +53,107 @@ static int fd_read(ekv_device *d, uint32_t block, void *buf)
     return 0;
 }
 
+/* ---- reading many blocks, and the holes of a sparse file ------------- */
+
+/* Make the map describe byte offset pos of the file: where the next data
+ * at or after pos starts and where that data ends. A file system without
+ * SEEK_DATA (or any error) is taken as data everywhere: nothing is then
+ * skipped, and reading decides. */
+static void data_map(file_dev *f, off_t pos)
+{
+    const off_t far =
+        (off_t)(((uint64_t)1 << (sizeof(off_t) * 8 - 1)) - 1);
+    if (pos >= f->map_lo && pos < f->map_end)
+        return;
+    /* Unless the file system says otherwise: data from pos on. */
+    f->map_lo = f->map_data = pos;
+    f->map_end = far;
+    off_t ds = lseek(f->fd, pos, SEEK_DATA);
+    if (ds < 0) {
+        struct stat st;
+        /* ENXIO: no data from pos to the end of the file, which reads as
+         * zeros; past the end nothing is promised (the read fails). */
+        if (errno == ENXIO && fstat(f->fd, &st) == 0 &&
+            S_ISREG(st.st_mode) && pos < st.st_size)
+            f->map_data = st.st_size;
+        return;
+    }
+    if (ds < pos)
+        return;
+    off_t he = lseek(f->fd, ds, SEEK_HOLE);
+    f->map_data = ds;
+    if (he > ds)
+        f->map_end = he;
+}
+
+/* Blocks from `first` on (at most count) lying in a hole: they read as
+ * zeros, so recovery need not read them. */
+static uint32_t fd_zero_run(ekv_device *d, uint32_t first, uint32_t count)
+{
+    file_dev *f = d->ctx;
+    if (first >= d->block_count || count > d->block_count - first)
+        return 0;
+    off_t pos = f->base + (off_t)first * d->block_size;
+    data_map(f, pos);
+    if (f->map_data <= pos)
+        return 0;
+    uint64_t n = (uint64_t)(f->map_data - pos) / d->block_size;
+    return n < count ? (uint32_t)n : count;
+}
+
+/* pread all of [off, off + len) into p. */
+static int read_all(file_dev *f, char *p, size_t len, off_t off)
+{
+    size_t done = 0;
+    while (done < len) {
+        ssize_t n = pread(f->fd, p + done, len - done, off + (off_t)done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return neg_errno(errno);
+        if (n == 0)
+            return EKV_EIO; /* the file shrank under us */
+        done += (size_t)n;
+    }
+    return 0;
+}
+
+/* count blocks from first in large preads; the holes of a sparse file are
+ * zero-filled without being read. */
+static int fd_read_blocks(ekv_device *d, uint32_t first, uint32_t count,
+                          void *buf)
+{
+    file_dev *f = d->ctx;
+    if (first >= d->block_count || count > d->block_count - first)
+        return EKV_EINVAL;
+    off_t pos = f->base + (off_t)first * d->block_size;
+    off_t end = pos + (off_t)count * d->block_size;
+    char *p = buf;
+    while (pos < end) {
+        data_map(f, pos);
+        off_t stop = end;
+        if (f->map_data > pos) {
+            /* A hole up to map_data: zeros, no read. */
+            if (f->map_data < stop)
+                stop = f->map_data;
+            memset(p, 0, (size_t)(stop - pos));
+        } else {
+            if (f->map_end < stop)
+                stop = f->map_end;
+            int err = read_all(f, p, (size_t)(stop - pos), pos);
+            if (err)
+                return err;
+        }
+        p += stop - pos;
+        pos = stop;
+    }
+    return 0;
+}
+
 static int fd_write(ekv_device *d, uint32_t block, const void *buf)
 {
     file_dev *f = d->ctx;
+    f->map_lo = f->map_end = 0; /* the write may fill a hole */
     off_t off = f->base + (off_t)block * d->block_size;
     size_t done = 0;
     if (block >= d->block_count)
@@ -297,6 +400,8 @@ int ekv_file_open_ex(ekv_device **out, const char *path,
     f->dev.block_size = block_size;
     f->dev.block_count = block_count;
     f->dev.read = fd_read;
+    f->dev.read_blocks = fd_read_blocks;
+    f->dev.zero_run = fd_zero_run;
     f->dev.write = rdonly ? NULL : fd_write;
     f->dev.flush = rdonly ? NULL : fd_flush;
     f->dev.close = fd_close;

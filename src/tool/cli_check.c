@@ -114,6 +114,15 @@ static int raw_scan_dev(ekv_device *dev, raw_scan *r)
     if (!blk)
         return EKV_ENOMEM;
     for (uint32_t b = 1; b < dev->block_count; b++) {
+        /* The holes of a sparse image read as zeros: free, not read. */
+        uint32_t z = dev->zero_run && dev->read_blocks
+                         ? dev->zero_run(dev, b, dev->block_count - b)
+                         : 0;
+        if (z && z <= dev->block_count - b) {
+            r->free += z;
+            b += z - 1;
+            continue;
+        }
         if (dev->read(dev, b, blk) != 0) {
             r->unreadable++;
             continue;

@@ -41,6 +41,12 @@
  * a bit flip on a read, at the Nth operation of its kind instead; there the
  * workload goes on after the error and the model checks the key touched
  * by each failed operation right away, in the same session.
+ * The models berr, bshort and bflip give the devices the optional
+ * multi-block read (read_blocks), which recovery then uses, and make the
+ * Nth such read fail (its buffer full of blocks from the wrong places),
+ * come back short, or come back with a bit flipped; lost-torn-b and
+ * recut-b are power models whose recoveries read in batches. Every check
+ * above applies: a bad batch must never cost a record.
  *
  * A failure prints the command that replays it alone:
  *   sweep --size small --seed S --model M --cut N
@@ -212,7 +218,8 @@ static void make_workload(workload *w, uint64_t seed, int large)
 
 /* ---- failure models ------------------------------------------------------- */
 
-enum fault_kind { F_POWER, F_WRITE, F_FLUSH, F_READ, F_FLIP };
+enum fault_kind { F_POWER, F_WRITE, F_FLUSH, F_READ, F_FLIP, F_BERR,
+                  F_BSHORT, F_BFLIP };
 
 typedef struct model {
     const char *name;
@@ -223,30 +230,42 @@ typedef struct model {
     bool write_tears; /* F_WRITE: the failed write leaves random bytes */
     bool flush_drops; /* F_FLUSH: a failed flush loses pending writes */
     unsigned min_rep; /* F_FLIP needs a second copy to be survivable */
+    bool batch;       /* the devices offer read_blocks (recovery reads in
+                         batches); F_B* fault those batches */
 } model;
 
 static const model models[] = {
-    {"cut", F_POWER, SIM_TEAR_NONE, SIM_LOSE_NONE, false, false, false, 1},
-    {"prefix", F_POWER, SIM_TEAR_PREFIX, SIM_LOSE_NONE, false, false, false, 1},
-    {"suffix", F_POWER, SIM_TEAR_SUFFIX, SIM_LOSE_NONE, false, false, false, 1},
-    {"random", F_POWER, SIM_TEAR_RANDOM, SIM_LOSE_NONE, false, false, false, 1},
+    {"cut", F_POWER, SIM_TEAR_NONE, SIM_LOSE_NONE, false, false, false, 1, false},
+    {"prefix", F_POWER, SIM_TEAR_PREFIX, SIM_LOSE_NONE, false, false, false, 1, false},
+    {"suffix", F_POWER, SIM_TEAR_SUFFIX, SIM_LOSE_NONE, false, false, false, 1, false},
+    {"random", F_POWER, SIM_TEAR_RANDOM, SIM_LOSE_NONE, false, false, false, 1, false},
     {"erase", F_POWER, SIM_TEAR_PARTIAL_ERASE, SIM_LOSE_NONE, false, false,
-     false, 1},
+     false, 1, false},
     {"erasehead", F_POWER, SIM_TEAR_ERASE_HEAD, SIM_LOSE_NONE, false, false,
-     false, 1},
-    {"lost", F_POWER, SIM_TEAR_NONE, SIM_LOSE_SUBSET, false, false, false, 1},
+     false, 1, false},
+    {"lost", F_POWER, SIM_TEAR_NONE, SIM_LOSE_SUBSET, false, false, false, 1, false},
     {"lost-torn", F_POWER, SIM_TEAR_RANDOM, SIM_LOSE_SUBSET, false, false,
-     false, 1},
+     false, 1, false},
     {"recut", F_POWER, SIM_TEAR_PREFIX, SIM_LOSE_SUBSET, true, false, false,
-     1},
-    {"werr", F_WRITE, SIM_TEAR_NONE, SIM_LOSE_NONE, false, false, false, 1},
+     1, false},
+    {"werr", F_WRITE, SIM_TEAR_NONE, SIM_LOSE_NONE, false, false, false, 1, false},
     {"werr-torn", F_WRITE, SIM_TEAR_NONE, SIM_LOSE_NONE, false, true, false,
-     1},
-    {"ferr", F_FLUSH, SIM_TEAR_NONE, SIM_LOSE_NONE, false, false, false, 1},
+     1, false},
+    {"ferr", F_FLUSH, SIM_TEAR_NONE, SIM_LOSE_NONE, false, false, false, 1, false},
     {"ferr-drop", F_FLUSH, SIM_TEAR_NONE, SIM_LOSE_SUBSET, false, false, true,
-     1},
-    {"rerr", F_READ, SIM_TEAR_NONE, SIM_LOSE_NONE, false, false, false, 1},
-    {"flip", F_FLIP, SIM_TEAR_NONE, SIM_LOSE_NONE, false, false, false, 1},
+     1, false},
+    {"rerr", F_READ, SIM_TEAR_NONE, SIM_LOSE_NONE, false, false, false, 1, false},
+    {"flip", F_FLIP, SIM_TEAR_NONE, SIM_LOSE_NONE, false, false, false, 1, false},
+    {"berr", F_BERR, SIM_TEAR_NONE, SIM_LOSE_NONE, false, false, false, 1,
+     true},
+    {"bshort", F_BSHORT, SIM_TEAR_NONE, SIM_LOSE_NONE, false, false, false, 1,
+     true},
+    {"bflip", F_BFLIP, SIM_TEAR_NONE, SIM_LOSE_NONE, false, false, false, 1,
+     true},
+    {"lost-torn-b", F_POWER, SIM_TEAR_RANDOM, SIM_LOSE_SUBSET, false, false,
+     false, 1, true},
+    {"recut-b", F_POWER, SIM_TEAR_PREFIX, SIM_LOSE_SUBSET, true, false, false,
+     1, true},
 };
 #define NMODELS (sizeof(models) / sizeof(models[0]))
 
@@ -326,6 +345,7 @@ typedef struct runctx {
     uint32_t dead;         /* ... and not yet repaired for sure */
     /* dry-run counts, per device */
     uint64_t reads[MAX_REP], writes[MAX_REP], flushes[MAX_REP];
+    uint64_t batches[MAX_REP];
     uint64_t total_writes;
     char why[512];
     bool failed;
@@ -482,6 +502,9 @@ static void arm(runctx *c)
     case F_FLUSH: d->fail_flush_at = at; break;
     case F_READ: d->fail_read_at = at; break;
     case F_FLIP: d->flip_read_at = at; break;
+    case F_BERR: d->fail_batch_at = at; break;
+    case F_BSHORT: d->short_batch_at = at; break;
+    case F_BFLIP: d->flip_batch_at = at; break;
     case F_POWER: break;
     }
 }
@@ -684,6 +707,7 @@ static void verify_after(runctx *c)
         ekv_device *cd[MAX_REP];
         for (unsigned r = 0; r < w->nrep; r++) {
             copy[r] = sim_from(sim_image(c->sim[r]), w->bs, w->bc);
+            sim_set_batch(copy[r], c->fm->m->batch);
             cd[r] = &copy[r]->dev;
         }
         ekv_options o = {.flags = open_flags(c, 0), .erase_byte = c->fm->erase};
@@ -817,6 +841,7 @@ static bool run_case(runctx *c, const workload *w, const fmodel *fm,
         set_only(&c->model[k], ABSENT);
     for (unsigned r = 0; r < w->nrep; r++) {
         c->sim[r] = sim_new(w->bs, w->bc, fm->erase);
+        sim_set_batch(c->sim[r], fm->m->batch);
         c->devs[r] = &c->sim[r]->dev;
         sim_group_add(&c->group, c->sim[r]);
     }
@@ -835,6 +860,7 @@ static bool run_case(runctx *c, const workload *w, const fmodel *fm,
             c->reads[r] = c->sim[r]->reads;
             c->writes[r] = c->sim[r]->writes;
             c->flushes[r] = c->sim[r]->flushes;
+            c->batches[r] = c->sim[r]->batches;
         }
         c->total_writes = c->group.writes;
         ekv_close(c->s);
@@ -864,6 +890,9 @@ static uint64_t positions(const runctx *dry, const fmodel *fm)
         case F_FLUSH: v = dry->flushes[r]; break;
         case F_READ:
         case F_FLIP: v = dry->reads[r]; break;
+        case F_BERR:
+        case F_BSHORT:
+        case F_BFLIP: v = dry->batches[r]; break;
         }
         if (v > most)
             most = v;

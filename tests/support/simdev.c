@@ -116,6 +116,61 @@ static int sim_read(ekv_device *d, uint32_t block, void *buf)
     return 0;
 }
 
+/* What a failed transfer leaves in a batch buffer: valid blocks, but the
+ * range's blocks in reverse order, so each sits in another block's place. */
+static void scramble(simdev *s, uint8_t *out, uint32_t first, uint32_t from,
+                     uint32_t count)
+{
+    for (uint32_t i = from; i < count; i++)
+        memcpy(out + (size_t)i * s->bs,
+               blk(s->cache, s, first + (count - 1 - i)), s->bs);
+}
+
+static void flip_in(simdev *s, uint8_t *b, uint32_t bit)
+{
+    bit %= 8u * s->bs;
+    b[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+}
+
+static int sim_read_blocks(ekv_device *d, uint32_t first, uint32_t count,
+                           void *buf)
+{
+    simdev *s = d->ctx;
+    uint8_t *out = buf;
+    s->batches++;
+    if (s->cut || first >= s->bc || count == 0 || count > s->bc - first)
+        return EKV_EIO;
+    if (failing(s->batches, s->fail_batch_at, s->fail_count) ||
+        (s->bad_block >= first && s->bad_block - first < count)) {
+        scramble(s, out, first, 0, count);
+        return EKV_EIO;
+    }
+    memcpy(out, blk(s->cache, s, first), (size_t)count * s->bs);
+    if (s->flip_block >= first && s->flip_block - first < count)
+        flip_in(s, out + (size_t)(s->flip_block - first) * s->bs,
+                s->flip_bit);
+    if (s->short_batch_at && s->batches == s->short_batch_at) {
+        /* Cut short in the middle of the first block, and say how many
+         * bytes came, as pread would. */
+        size_t got = s->bs / 2;
+        uint32_t whole = (uint32_t)(got / s->bs);
+        scramble(s, out, first, whole + 1, count);
+        memset(out + got, 0xa5, s->bs - got % s->bs);
+        return (int)got;
+    }
+    if (s->flip_batch_at && s->batches == s->flip_batch_at) {
+        uint32_t b = (uint32_t)(rnd(&s->seed) % count);
+        flip_in(s, out + (size_t)b * s->bs, (uint32_t)rnd(&s->seed));
+    }
+    return 0;
+}
+
+void sim_set_batch(simdev *s, int on)
+{
+    s->batch = on;
+    s->dev.read_blocks = on ? sim_read_blocks : NULL;
+}
+
 static int sim_write(ekv_device *d, uint32_t block, const void *buf)
 {
     simdev *s = d->ctx;
@@ -195,7 +250,10 @@ void sim_reset_faults(simdev *s)
     s->flip_block = EKV_BLOCK_NONE;
     s->flip_bit = 0;
     s->flip_read_at = 0;
+    s->batches = 0;
+    s->fail_batch_at = s->short_batch_at = s->flip_batch_at = 0;
     s->dev.write = s->readonly ? NULL : sim_write;
+    s->dev.read_blocks = s->batch ? sim_read_blocks : NULL;
 }
 
 simdev *sim_new(uint32_t bs, uint32_t bc, uint8_t fill)

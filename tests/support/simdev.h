@@ -51,6 +51,18 @@
  * - flip_block/flip_bit: every read of that block returns one bit flipped;
  *   flip_read_at: the read with that number returns one seeded bit flipped
  *   (a transient flip).
+ *
+ * Multi-block reads: after sim_set_batch(s, 1) the device also offers
+ * read_blocks (counted in `batches`, from 1). bad_block fails every batch
+ * that covers it and flip_block flips its bit there too; besides:
+ * - fail_batch_at: that batch (and fail_count - 1 after it) returns EKV_EIO
+ *   with the buffer full of valid blocks from the wrong places (the range
+ *   in reverse order), which a core must not believe;
+ * - short_batch_at: that batch stops in the middle of its first block and
+ *   returns the bytes it read (positive, as pread would);
+ *   the rest of the buffer is as after a failure;
+ * - flip_batch_at: that batch succeeds with one seeded bit flipped in one
+ *   seeded block of the range (a transient flip).
  */
 #ifndef SIMDEV_H
 #define SIMDEV_H
@@ -105,6 +117,9 @@ struct simdev {
     uint32_t flip_bit;
     uint64_t flip_read_at;  /* one transient flip at this read number */
     int readonly;           /* no write callback */
+    int batch;              /* read_blocks offered (sim_set_batch) */
+    uint64_t batches;       /* read_blocks calls, from 1 */
+    uint64_t fail_batch_at, short_batch_at, flip_batch_at;
     simgroup *group;        /* shared power, or NULL */
 };
 
@@ -119,6 +134,8 @@ void sim_reset_faults(simdev *s);
 /* The power goes now (if still on), then comes back: the durable image
  * becomes the visible one. */
 void sim_powercycle(simdev *s);
+/* Offer read_blocks (on != 0) or not; survives sim_reset_faults. */
+void sim_set_batch(simdev *s, int on);
 /* The visible image (bs * bc bytes). */
 static inline uint8_t *sim_image(simdev *s) { return s->cache; }
 /* Whether the power of this device (or its group) is off. */

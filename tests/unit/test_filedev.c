@@ -7,6 +7,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -464,6 +465,219 @@ START_TEST(file_replicas_work_as_replicas)
 }
 END_TEST
 
+/* ---- multi-block reads and holes ------------------------------------- */
+
+START_TEST(read_blocks_gives_what_block_reads_give)
+{
+    ekv_device *d = NULL;
+    ck_assert_int_eq(ekv_file_open(&d, path, EKV_FILE_CREATE, BS, BC), 0);
+    ck_assert_ptr_nonnull(d->read_blocks);
+    uint8_t blk[BS], all[BS * BC], one[BS];
+    for (uint32_t b = 0; b < BC; b += 3) {
+        memset(blk, (int)(b * 7 + 1), sizeof(blk));
+        ck_assert_int_eq(d->write(d, b, blk), 0);
+    }
+    ck_assert_int_eq(d->read_blocks(d, 0, BC, all), 0);
+    for (uint32_t b = 0; b < BC; b++) {
+        ck_assert_int_eq(d->read(d, b, one), 0);
+        ck_assert_mem_eq(all + (size_t)b * BS, one, BS);
+    }
+    ck_assert_int_eq(d->read_blocks(d, 5, 7, all), 0);
+    ck_assert_mem_eq(all, all + 0, BS); /* filled, and: */
+    ck_assert_int_eq(d->read(d, 6, one), 0);
+    ck_assert_mem_eq(all + BS, one, BS);
+    /* Past the end, or wrapping around: refused, nothing read. */
+    ck_assert_int_eq(d->read_blocks(d, BC - 2, 3, all), EKV_EINVAL);
+    ck_assert_int_eq(d->read_blocks(d, 1, 0xffffffffu, all), EKV_EINVAL);
+    ck_assert_int_eq(d->read_blocks(d, BC, 1, all), EKV_EINVAL);
+    ekv_device_close(d);
+}
+END_TEST
+
+/* Bytes this process has read through read/pread so far. */
+static uint64_t bytes_read(void)
+{
+    FILE *f = fopen("/proc/self/io", "r");
+    ck_assert_ptr_nonnull(f);
+    char line[128];
+    uint64_t v = 0;
+    while (fgets(line, sizeof(line), f))
+        if (sscanf(line, "rchar: %" SCNu64, &v) == 1)
+            break;
+    fclose(f);
+    return v;
+}
+
+/* Whether this file system reports holes (SEEK_HOLE before the end of a
+ * file with a hole). */
+static int has_holes(const char *p)
+{
+    int fd = open(p, O_RDONLY);
+    if (fd < 0)
+        return 0;
+    off_t h = lseek(fd, 0, SEEK_HOLE);
+    off_t end = lseek(fd, 0, SEEK_END);
+    close(fd);
+    return h >= 0 && h < end;
+}
+
+static int skip_without_holes(const char *test)
+{
+    if (has_holes(path))
+        return 0;
+    ck_assert_msg(!getenv("CI") || strcmp(getenv("CI"), "true") != 0,
+                  "%s: the file system of /tmp reports no holes", test);
+    printf("SKIP %s: the file system of /tmp reports no holes "
+           "(SEEK_HOLE)\n", test);
+    return 1;
+}
+
+/* A 1 MiB sparse image: data in block 0 and blocks 2048..2063 only. */
+#define SP_BC 4096u
+static ekv_device *sparse_image(void)
+{
+    ekv_device *d = NULL;
+    ck_assert_int_eq(ekv_file_open(&d, path, EKV_FILE_CREATE, BS, SP_BC), 0);
+    uint8_t blk[BS];
+    memset(blk, 0x11, sizeof(blk));
+    ck_assert_int_eq(d->write(d, 0, blk), 0);
+    for (uint32_t b = 2048; b < 2064; b++)
+        ck_assert_int_eq(d->write(d, b, blk), 0);
+    ck_assert_int_eq(d->flush(d), 0);
+    return d;
+}
+
+START_TEST(holes_read_as_zeros_and_zero_run_names_them)
+{
+    ekv_device *d = sparse_image();
+    if (skip_without_holes("holes_read_as_zeros_and_zero_run_names_them")) {
+        ekv_device_close(d);
+        return;
+    }
+    ck_assert_ptr_nonnull(d->zero_run);
+    /* File systems map holes in pages: block 0's page holds data. */
+    uint32_t z = d->zero_run(d, 64, SP_BC - 64);
+    ck_assert_uint_eq(z, 2048 - 64);
+    ck_assert_uint_eq(d->zero_run(d, 64, 10), 10);
+    ck_assert_uint_eq(d->zero_run(d, 2048, SP_BC - 2048), 0);
+    ck_assert_uint_eq(d->zero_run(d, 2064, SP_BC - 2064), SP_BC - 2064);
+    ck_assert_uint_eq(d->zero_run(d, 0, SP_BC), 0);
+    /* A batch across hole and data: zeros, then the data. */
+    static uint8_t buf[BS * 64];
+    memset(buf, 0xee, sizeof(buf));
+    uint64_t before = bytes_read();
+    ck_assert_int_eq(d->read_blocks(d, 2048 - 32, 64, buf), 0);
+    /* Only the 16 data blocks were read (and /proc/self/io itself, a
+     * hundred bytes or so). */
+    uint64_t got = bytes_read() - before;
+    ck_assert_uint_ge(got, 16 * BS);
+    ck_assert_uint_lt(got, 16 * BS + 1024);
+    for (size_t i = 0; i < 32 * BS; i++)
+        ck_assert_uint_eq(buf[i], 0);
+    for (size_t i = 32 * BS; i < 48 * BS; i++)
+        ck_assert_uint_eq(buf[i], 0x11);
+    for (size_t i = 48 * BS; i < sizeof(buf); i++)
+        ck_assert_uint_eq(buf[i], 0);
+    ekv_device_close(d);
+}
+END_TEST
+
+/* The device remembers where the data is; a write into a hole must make
+ * it forget, or a later recovery would take the new block as free. */
+START_TEST(write_into_a_hole_is_seen_by_later_batches)
+{
+    ekv_device *d = sparse_image();
+    if (skip_without_holes("write_into_a_hole_is_seen_by_later_batches")) {
+        ekv_device_close(d);
+        return;
+    }
+    ck_assert_uint_eq(d->zero_run(d, 100, SP_BC - 100), 2048 - 100);
+    uint8_t blk[BS], buf[BS * 4];
+    memset(blk, 0x22, sizeof(blk));
+    ck_assert_int_eq(d->write(d, 1000, blk), 0);
+    /* The hole now ends at the file system block holding block 1000. */
+    uint32_t z = d->zero_run(d, 100, SP_BC - 100);
+    ck_assert_uint_le(z, 1000 - 100);
+    ck_assert_uint_ge(z, 1000 - 100 - 256);
+    ck_assert_uint_eq(d->zero_run(d, 1000, 4), 0);
+    ck_assert_int_eq(d->read_blocks(d, 999, 4, buf), 0);
+    ck_assert_mem_eq(buf + BS, blk, BS);
+    ekv_device_close(d);
+}
+END_TEST
+
+/* A window inside a sparse file: holes are found relative to the window,
+ * and data outside it never counts. */
+START_TEST(holes_are_found_inside_a_window)
+{
+    ekv_device *d = sparse_image(); /* data: blocks 0..15, 2048..2063 */
+    ekv_device_close(d);
+    if (skip_without_holes("holes_are_found_inside_a_window"))
+        return;
+    ekv_file_options o = {.block_size = BS, .offset = 1024 * BS,
+                          .length = 2048 * BS};
+    ck_assert_int_eq(ekv_file_open_ex(&d, path, &o), 0);
+    ck_assert_uint_eq(d->block_count, 2048);
+    /* Window blocks 0..1023 are file blocks 1024..2047: a hole. */
+    ck_assert_uint_eq(d->zero_run(d, 0, 2048), 1024);
+    ck_assert_uint_eq(d->zero_run(d, 1024, 1024), 0);
+    ck_assert_uint_eq(d->zero_run(d, 1040, 1008), 1008);
+    static uint8_t buf[BS * 32];
+    ck_assert_int_eq(d->read_blocks(d, 1008, 32, buf), 0);
+    for (size_t i = 0; i < sizeof(buf); i++)
+        ck_assert_uint_eq(buf[i], i < 16 * BS ? 0 : 0x11);
+    ekv_device_close(d);
+}
+END_TEST
+
+/* A 4 GiB image of 256-byte blocks holding one key: opening it reads the
+ * data blocks only, not the 16M blocks of holes. The verdict is the
+ * bytes read, never the time. */
+START_TEST(sparse_4gib_image_opens_reading_only_its_data)
+{
+    const uint32_t bc = 16u * 1024 * 1024;
+    ekv_device *d = NULL;
+    ck_assert_int_eq(ekv_file_open(&d, path, EKV_FILE_CREATE, BS, bc), 0);
+    ck_assert_int_eq(ekv_format(&d, 1, NULL), 0);
+    ekv_device_close(d);
+    if (skip_without_holes("sparse_4gib_image_opens_reading_only_its_data"))
+        return;
+    ck_assert_int_eq(ekv_file_open(&d, path, 0, 0, 0), 0);
+    ekv_store *s = NULL;
+    ck_assert_int_eq(ekv_open(&s, &d, 1, NULL), 0);
+    ck_assert_int_eq(put_s(s, "only", "one key"), 0);
+    ekv_close(s);
+    ekv_device_close(d);
+
+    uint64_t before = bytes_read();
+    ck_assert_int_eq(ekv_file_open(&d, path, EKV_FILE_RDONLY, 0, 0), 0);
+    ekv_options o = {.flags = EKV_OPEN_RDONLY};
+    ck_assert_int_eq(ekv_open(&s, &d, 1, &o), 0);
+    uint64_t after = bytes_read();
+    ck_assert_str_eq(get_s(s, "only"), "one key");
+    ekv_stats st;
+    ck_assert_int_eq(ekv_stats_get(s, &st), 0);
+    ck_assert_uint_eq(st.records, 1);
+    ck_assert_uint_eq(st.free_blocks, bc - 2);
+    ekv_close(s);
+    ekv_device_close(d);
+    /* The header, the record's page: a few KiB, not 4 GiB. */
+    ck_assert_msg(after - before < 1024 * 1024,
+                  "open read %" PRIu64 " bytes", after - before);
+
+    /* A writable open and recovery: the same, and it writes nothing. */
+    before = bytes_read();
+    ck_assert_int_eq(ekv_file_open(&d, path, 0, 0, 0), 0);
+    ck_assert_int_eq(ekv_open(&s, &d, 1, NULL), 0);
+    after = bytes_read();
+    ck_assert_str_eq(get_s(s, "only"), "one key");
+    ekv_close(s);
+    ekv_device_close(d);
+    ck_assert_msg(after - before < 1024 * 1024,
+                  "open read %" PRIu64 " bytes", after - before);
+}
+END_TEST
+
 static Suite *make(void)
 {
     Suite *s = suite_create("filedev");
@@ -491,6 +705,11 @@ static Suite *make(void)
     tcase_add_test(tc, device_refuses_blocks_past_the_end);
     tcase_add_test(tc, writable_open_of_a_read_only_file_is_erofs);
     tcase_add_test(tc, file_replicas_work_as_replicas);
+    tcase_add_test(tc, read_blocks_gives_what_block_reads_give);
+    tcase_add_test(tc, holes_read_as_zeros_and_zero_run_names_them);
+    tcase_add_test(tc, write_into_a_hole_is_seen_by_later_batches);
+    tcase_add_test(tc, sparse_4gib_image_opens_reading_only_its_data);
+    tcase_add_test(tc, holes_are_found_inside_a_window);
     suite_add_tcase(s, tc);
     return s;
 }
