@@ -23,13 +23,14 @@
 #include "names.h"
 
 static const char dump_help[] =
-    "usage: embedkvfs dump [--json] [--block-size N] IMAGE\n"
+    "usage: embedkvfs dump [--json] [--block-size N] [--wait S] IMAGE\n"
     "Print every block of IMAGE (an image or a raw flash dump): index, type\n"
     "(header, descriptor, chunk, free, garbage), whether its CRC is right,\n"
     "and its header fields. Never writes.\n"
     "  --block-size N   block size to use; needed when block 0 holds no\n"
     "                   valid storage header\n"
     "  --json           one JSON object (see embedkvfs(1))\n"
+    LOCK_WAIT_HELP "Holes of a sparse file are not read (they are zeros).\n"
     "Exit: 0 ok, 2 usage, 4 no header and no --block-size, 5 I/O error,\n"
     "missing or locked file.\n";
 
@@ -163,18 +164,59 @@ static void dump_json(uint64_t idx, const uint8_t *b, uint32_t bs,
     printf("}");
 }
 
+/* What lseek(SEEK_DATA/SEEK_HOLE) said last, so that a sparse image's
+ * holes are not read (a 4 GiB image with one key is mostly hole) and the
+ * data is not asked about block by block. */
+typedef struct hole_map {
+    off_t from;     /* [from, data) is a hole ... */
+    off_t data;
+    off_t data_end; /* ... and [data, data_end) is data */
+} hole_map;
+
+/* Whether [off, off + len) lies wholly in a hole of fd. */
+static int in_hole(int fd, off_t off, uint32_t len, hole_map *h)
+{
+    if (h->from < 0)
+        return 0; /* no SEEK_DATA here: read everything */
+    if (off >= h->data && off + (off_t)len <= h->data_end)
+        return 0;
+    if (!(off >= h->from && off < h->data)) {
+        off_t d = lseek(fd, off, SEEK_DATA);
+        if (d < 0 && errno == ENXIO) {
+            d = (off_t)INT64_MAX; /* a hole up to the end */
+        } else if (d < 0) {
+            h->from = -1;
+            return 0;
+        }
+        h->from = off;
+        h->data = d;
+        h->data_end = d;
+        if (d != (off_t)INT64_MAX) {
+            off_t e = lseek(fd, d, SEEK_HOLE);
+            h->data_end = e < 0 ? (off_t)INT64_MAX : e;
+        }
+    }
+    return off + (off_t)len <= h->data;
+}
+
 int cmd_dump(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"json", no_argument, NULL, 'j'},
         {"block-size", required_argument, NULL, 'b'},
         {"help", no_argument, NULL, 'h'},
+        LOCK_WAIT_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
-    int json = 0, c;
+    int json = 0, c, w;
     uint32_t bs = 0;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "b:h", opts, NULL)) != -1) {
+        if ((w = lock_wait_opt("dump", c, optarg)) != 0) {
+            if (w < 0)
+                return EXIT_USAGE;
+            continue;
+        }
         switch (c) {
         case 'j': json = 1; break;
         case 'b': {
@@ -198,13 +240,14 @@ int cmd_dump(int argc, char **argv)
         return usage_error("dump", EXIT_USAGE, "need exactly one IMAGE");
     const char *path = argv[optind];
 
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    char why[160];
+    int fd = image_fd_open(path, why, sizeof(why));
     if (fd < 0) {
-        fprintf(stderr, "%s: %s: %s\n", PROG, path, strerror(errno));
+        fprintf(stderr, "%s: %s: %s\n", PROG, path, why);
         return EXIT_IO;
     }
-    if (flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK) {
-        print_error(path, EKV_EBUSY);
+    if (image_fd_lock_shared(fd) == EKV_EBUSY) {
+        print_image_error(path, EKV_EBUSY);
         close(fd);
         return EXIT_IO;
     }
@@ -273,8 +316,13 @@ int cmd_dump(int argc, char **argv)
                ", \"blocks\": [",
                pr.file_size, bs, count, tail);
     }
+    hole_map hm = {0, 0, 0};
     for (uint64_t b = 0; b < count; b++) {
         size_t done = 0;
+        if (in_hole(fd, (off_t)(b * bs), bs, &hm)) {
+            memset(blk, 0, bs); /* a hole reads as zeros: do not read it */
+            done = bs;
+        }
         while (done < bs) {
             ssize_t got = pread(fd, blk + done, bs - done,
                                 (off_t)(b * bs + done));
