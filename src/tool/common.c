@@ -442,13 +442,16 @@ int images_open(images *im, char **paths, unsigned n, unsigned flags)
             good = i;
         }
     }
-    /* Someone else using an image is not a broken replica. */
+    /* Someone else using an image is not a broken replica, nor is a
+     * FIFO, socket, device or directory named by mistake. */
     for (unsigned i = 0; i < n; i++)
-        if (errs[i] == EKV_EBUSY) {
+        if (errs[i] == EKV_EBUSY || errs[i] == -ENODEV ||
+            errs[i] == -EISDIR) {
+            int err = errs[i];
             if (!quiet)
-                print_image_error(paths[i], errs[i]);
+                print_image_error(paths[i], err);
             images_close(im);
-            return EKV_EBUSY;
+            return err;
         }
     int told[EKV_MAX_REPLICAS] = {0};
     for (unsigned i = 0; i < n; i++) {

@@ -59,7 +59,8 @@ typedef struct images {
  * left out when even that fails) and dropped replicas get a warning line.
  * An image locked by another process (EKV_EBUSY) or named twice (EKV_EINVAL)
  * always fails the open, degraded or not: another user of the store is not
- * a broken replica. A missing file is returned as EKV_ENOENT: map it with
+ * a broken replica; so does a path that is not a regular file or block
+ * device (-ENODEV, -EISDIR). A missing file is returned as EKV_ENOENT: map it with
  * exit_code_for_open(), not exit_code_for() (which means "no such key").
  */
 int images_open(images *im, char **paths, unsigned n, unsigned flags);
