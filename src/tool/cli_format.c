@@ -85,12 +85,13 @@ typedef struct target {
     ino_t ino;
     int blank;         /* an existing regular file of only 0x00 (or only
                           0xFF) bytes: nothing to lose */
+    uint8_t blank_byte; /* which of the two */
 } target;
 
 /* Whether the regular file at path holds nothing but 0x00 bytes (holes
  * included) or nothing but 0xFF bytes. Reads only its data extents, and
  * stops at the first other byte. */
-static int file_is_blank(const char *path, uint64_t size)
+static int file_is_blank(const char *path, uint64_t size, uint8_t *byte)
 {
     char why[160];
     int fd = image_fd_open(path, why, sizeof(why));
@@ -135,6 +136,7 @@ static int file_is_blank(const char *path, uint64_t size)
         pos = (uint64_t)h;
     }
     close(fd);
+    *byte = ff ? 0xff : 0x00;
     return blank && !(zero && ff);
 }
 
@@ -204,7 +206,8 @@ static int inspect(target *t, const char *path)
     t->blockdev = S_ISBLK(st.st_mode);
     image_probe_path(path, &t->probe);
     t->size = t->probe.file_size;
-    t->blank = !t->blockdev && (t->size == 0 || file_is_blank(path, t->size));
+    t->blank = !t->blockdev &&
+               (t->size == 0 || file_is_blank(path, t->size, &t->blank_byte));
     if (locked_by_other(path)) {
         print_error(path, EKV_EBUSY);
         return EXIT_IO;
@@ -397,6 +400,10 @@ int cmd_format(int argc, char **argv)
         /* A new file is zero-filled already; an old one holds records that
          * recovery would bring back unless they are erased. */
         fo.erase_data = !keep && (erase == 0xff || (t[i].exists && t[i].size));
+        /* A blank file holds the erase byte already: writing it again
+         * would only fill the holes of a sparse file. */
+        if (t[i].exists && t[i].blank && t[i].blank_byte == erase)
+            fo.erase_data = 0;
         err = ekv_format(&devs[i], 1, &fo);
         if (err) {
             print_error(paths[i], err);

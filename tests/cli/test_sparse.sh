@@ -1,0 +1,81 @@
+# A sparse 4 GiB image with one key (issue 9, item 13): no command reads
+# its holes. The verdict counts the bytes the command reads (read,
+# pread64, readv, preadv under strace), never the time it takes.
+#
+# PARTS (third argument, default "tool"): "tool" checks what the tool
+# reads by itself (format's blank test, the image probe, dump); "store"
+# also checks the commands that open the store (ls, get, put, rm, check),
+# whose block reads go through the file device (src/posix/filedev.c),
+# which skips holes with SEEK_DATA/SEEK_HOLE.
+. "$(dirname "$0")/lib.sh"
+parts=${3:-tool}
+
+command -v strace >/dev/null || {
+    [ "${CI:-}" != true ] || fail "CI=true: strace is needed (tests/install-deps.sh --all)"
+    echo "SKIP: strace is not installed (tests/install-deps.sh --all)"
+    exit 77
+}
+truncate -s 4G probe.img 2>/dev/null && [ "$(du -k probe.img | cut -f1)" -lt 1024 ] || {
+    [ "${CI:-}" != true ] || fail "CI=true: the temporary directory has no sparse files"
+    echo "SKIP: $WORK cannot hold a sparse 4 GiB file"
+    exit 77
+}
+rm -f probe.img
+
+# read_bytes CMD...: run embedkvfs CMD (output in $WORK/out, $WORK/err,
+# $rc) and set $bytes to what it read in all.
+read_bytes() {
+    strace -f -qq -e trace=read,pread64,readv,preadv,preadv2 -e signal=none \
+        -o "$WORK/strace" "$EKV" "$@" <"${STDIN:-/dev/null}" \
+        >"$WORK/out" 2>"$WORK/err"
+    rc=$?
+    bytes=$(awk -F'= ' '$NF ~ /^[0-9]+/ {s += $NF} END {printf "%d", s}' \
+        "$WORK/strace")
+}
+# at_most LIMIT WHAT
+at_most() {
+    [ "$bytes" -le "$1" ] || fail "$2: read $bytes bytes (at most $1 expected)"
+    pass
+}
+sparse_ok() { # WHAT: the image still occupies almost nothing
+    [ "$(du -k big.img | cut -f1)" -lt 4096 ] ||
+        fail "$1: the image is no longer sparse ($(du -k big.img | cut -f1) KiB)"
+    pass
+}
+
+MiB=1048576
+truncate -s 4G big.img
+read_bytes format --block-size 4096 big.img
+expect_rc 0 "format of a sparse 4 GiB file"
+at_most $MiB "format (its blank test reads no hole)"
+sparse_ok "format leaves the blank file sparse (nothing to erase)"
+printf value | "$EKV" put big.img k2 || fail "put k2"
+sparse_ok "after a put"
+
+read_bytes dump big.img
+expect_rc 0 "dump"
+at_most $MiB "dump"
+expect_out_has "^1048575 free crc=- fill=00$" "dump still shows every block"
+read_bytes dump --json big.img
+at_most $MiB "dump --json"
+read_bytes format big.img
+expect_rc 1 "format of an existing image is refused"
+at_most $MiB "and the probe read no hole"
+
+if [ "$parts" = store ]; then
+    for spec in "ls big.img" "ls -l big.img" "get big.img k2" "check big.img"; do
+        # shellcheck disable=SC2086
+        read_bytes $spec
+        expect_rc 0 "$spec"
+        at_most $((64 * MiB)) "$spec"
+    done
+    STDIN=/dev/null read_bytes put big.img k3
+    expect_rc 0 "put"
+    at_most $((64 * MiB)) "put"
+    read_bytes rm big.img k3
+    expect_rc 0 "rm"
+    at_most $((64 * MiB)) "rm"
+    sparse_ok "after the store commands"
+fi
+
+done_ok
