@@ -29,7 +29,7 @@ read_bytes() {
         -o "$WORK/strace" "$EKV" "$@" <"${STDIN:-/dev/null}" \
         >"$WORK/out" 2>"$WORK/err"
     rc=$?
-    bytes=$(awk -F'= ' '$NF ~ /^[0-9]+/ {s += $NF} END {printf "%d", s}' \
+    bytes=$(awk -F'= ' '$NF ~ /^[0-9]+/ {s += $NF} END {printf "%.0f", s}' \
         "$WORK/strace")
 }
 # at_most LIMIT WHAT
