@@ -409,8 +409,10 @@ int cmd_check(int argc, char **argv)
     images im;
     int err = images_open(&im, paths, (unsigned)n,
                           IMG_RDONLY | IMG_DEGRADED | IMG_QUIET);
-    if (err == EKV_EINVAL || err == EKV_EBUSY) {
-        /* Named twice, or in use by a writer: nothing to judge. */
+    if (err == EKV_EINVAL || err == EKV_EBUSY || err == -ENODEV ||
+        err == -EISDIR) {
+        /* Named twice, in use by a writer, or not an image file at all
+         * (a FIFO, a device): nothing to judge. */
         for (int i = 0; i < n; i++)
             if (im.open_err[i] == err) {
                 if (err == EKV_EINVAL)

@@ -98,6 +98,12 @@ expect_err_has "^embedkvfs: fifo: not a regular file or block device \(it is a F
     "check fifo: says what it is"
 no_hang "check --json fifo" check --json fifo
 expect_rc 8 "check --json fifo"
+no_hang "check good.img fifo" check good.img fifo
+expect_rc 8 "check of a set with a FIFO"
+expect_err_has "^embedkvfs: fifo: not a regular file or block device \(it is a FIFO\)$" \
+    "check good.img fifo: names the FIFO"
+grep -q "good.img" "$WORK/err" "$WORK/out" && fail "check blames the good image"
+pass
 if [ -e /dev/fuse ] && [ "$(id -u)" -eq 0 ]; then
     no_hang "mount fifo" mount fifo mnt
     expect_rc 5 "mount fifo: refused"
