@@ -37,6 +37,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "commands.h"
@@ -115,7 +116,19 @@ static int raw_scan_dev(ekv_device *dev, raw_scan *r)
     uint8_t *blk = malloc(dev->block_size);
     if (!blk)
         return EKV_ENOMEM;
+    /* A block wholly in a hole of a sparse image file is zeros, a free
+     * block: count it without reading it. */
+    char why[160];
+    const char *path = ekv_file_path(dev);
+    int hfd = path[0] ? image_fd_open(path, why, sizeof(why)) : -1;
+    hole_map hm = HOLE_MAP_INIT;
     for (uint32_t b = 1; b < dev->block_count; b++) {
+        if (hfd >= 0 &&
+            fd_in_hole(hfd, ekv_file_offset(dev) + (uint64_t)b * dev->block_size,
+                       dev->block_size, &hm)) {
+            r->free++;
+            continue;
+        }
         if (dev->read(dev, b, blk) != 0) {
             r->unreadable++;
             continue;
@@ -152,6 +165,8 @@ static int raw_scan_dev(ekv_device *dev, raw_scan *r)
             raw_desc *nd = realloc(r->d, ncap * sizeof(*nd));
             if (!nd) {
                 free(blk);
+                if (hfd >= 0)
+                    close(hfd);
                 return EKV_ENOMEM;
             }
             r->d = nd;
@@ -161,6 +176,8 @@ static int raw_scan_dev(ekv_device *dev, raw_scan *r)
         d->key = malloc((size_t)klen + 1);
         if (!d->key) {
             free(blk);
+            if (hfd >= 0)
+                close(hfd);
             return EKV_ENOMEM;
         }
         memcpy(d->key, key, klen);
@@ -169,6 +186,8 @@ static int raw_scan_dev(ekv_device *dev, raw_scan *r)
         r->nd++;
     }
     free(blk);
+    if (hfd >= 0)
+        close(hfd);
     if (r->nd)
         qsort(r->d, r->nd, sizeof(*r->d), cmp_raw);
     r->done = 1;

@@ -164,41 +164,6 @@ static void dump_json(uint64_t idx, const uint8_t *b, uint32_t bs,
     printf("}");
 }
 
-/* What lseek(SEEK_DATA/SEEK_HOLE) said last, so that a sparse image's
- * holes are not read (a 4 GiB image with one key is mostly hole) and the
- * data is not asked about block by block. */
-typedef struct hole_map {
-    off_t from;     /* [from, data) is a hole ... */
-    off_t data;
-    off_t data_end; /* ... and [data, data_end) is data */
-} hole_map;
-
-/* Whether [off, off + len) lies wholly in a hole of fd. */
-static int in_hole(int fd, off_t off, uint32_t len, hole_map *h)
-{
-    if (h->from < 0)
-        return 0; /* no SEEK_DATA here: read everything */
-    if (off >= h->data && off + (off_t)len <= h->data_end)
-        return 0;
-    if (!(off >= h->from && off < h->data)) {
-        off_t d = lseek(fd, off, SEEK_DATA);
-        if (d < 0 && errno == ENXIO) {
-            d = (off_t)INT64_MAX; /* a hole up to the end */
-        } else if (d < 0) {
-            h->from = -1;
-            return 0;
-        }
-        h->from = off;
-        h->data = d;
-        h->data_end = d;
-        if (d != (off_t)INT64_MAX) {
-            off_t e = lseek(fd, d, SEEK_HOLE);
-            h->data_end = e < 0 ? (off_t)INT64_MAX : e;
-        }
-    }
-    return off + (off_t)len <= h->data;
-}
-
 int cmd_dump(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -316,10 +281,10 @@ int cmd_dump(int argc, char **argv)
                ", \"blocks\": [",
                pr.file_size, bs, count, tail);
     }
-    hole_map hm = {0, 0, 0};
+    hole_map hm = HOLE_MAP_INIT;
     for (uint64_t b = 0; b < count; b++) {
         size_t done = 0;
-        if (in_hole(fd, (off_t)(b * bs), bs, &hm)) {
+        if (fd_in_hole(fd, b * bs, bs, &hm)) {
             memset(blk, 0, bs); /* a hole reads as zeros: do not read it */
             done = bs;
         }

@@ -88,6 +88,32 @@ int image_fd_lock_shared(int fd)
     }
 }
 
+int fd_in_hole(int fd, uint64_t off_, uint32_t len, hole_map *h)
+{
+    if (h->from < 0 || off_ > (uint64_t)INT64_MAX - len)
+        return 0; /* no SEEK_DATA here: read everything */
+    int64_t off = (int64_t)off_, end = off + (int64_t)len;
+    if (off >= h->data && end <= h->data_end)
+        return 0;
+    if (!(off >= h->from && off < h->data)) {
+        off_t d = lseek(fd, (off_t)off, SEEK_DATA);
+        if (d < 0 && errno == ENXIO) {
+            d = (off_t)INT64_MAX; /* a hole up to the end */
+        } else if (d < 0) {
+            h->from = -1;
+            return 0;
+        }
+        h->from = off;
+        h->data = (int64_t)d;
+        h->data_end = (int64_t)d;
+        if (d != (off_t)INT64_MAX) {
+            off_t e = lseek(fd, d, SEEK_HOLE);
+            h->data_end = e < 0 ? INT64_MAX : (int64_t)e;
+        }
+    }
+    return end <= h->data;
+}
+
 int looks_like_image(const char *path)
 {
     struct stat st;

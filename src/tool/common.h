@@ -115,6 +115,20 @@ int image_fd_open(const char *path, char *why, size_t cap);
  * (or a negated errno). */
 int image_fd_lock_shared(int fd);
 
+/* What lseek(SEEK_DATA/SEEK_HOLE) said last about a file, so that the
+ * holes of a sparse image are not read (a 4 GiB image with one key is
+ * mostly hole) and its data is not asked about block by block. */
+typedef struct hole_map {
+    int64_t from;     /* [from, data) is a hole (from < 0: no SEEK_DATA) */
+    int64_t data;
+    int64_t data_end; /* [data, data_end) is data */
+} hole_map;
+#define HOLE_MAP_INIT {0, 0, 0}
+
+/* Whether bytes [off, off + len) of fd lie wholly in a hole (they read as
+ * zeros without reading). 0 when unknown. */
+int fd_in_hole(int fd, uint64_t off, uint32_t len, hole_map *h);
+
 /* Whether path names an existing file with an embedkv storage header (the
  * magic at block 0): used to tell an IMAGE given where a KEY belongs. */
 int looks_like_image(const char *path);
