@@ -49,8 +49,7 @@ static const char format_help[] =
     "truncate -s, or all 0xFF) are written. FIFOs, sockets, character\n"
     "devices and dangling symbolic links are refused, even with --force.\n"
     "Exit: 0 ok, 1 refused (existing data without --force, not a file),\n"
-    "2 usage,\n"
-    "5 I/O error or locked image. See embedkvfs(1).\n";
+    "2 usage, 5 I/O error or locked image. See embedkvfs(1).\n";
 
 /* Every number goes through the tool's one parser (numparse.h). */
 static int parse_size(const char *s, int suffixes, uint64_t *out)
