@@ -371,10 +371,14 @@ int cmd_format(int argc, char **argv)
                         : "");
             return EXIT_ERR;
         }
-        if (t[i].blockdev && t[i].size < bs * blocks) {
+        if (t[i].blockdev && t[i].size != bs * blocks) {
+            /* A device cannot be resized, and an image must fill it (its
+             * size is the header's blocks): a smaller store on it could
+             * never be opened. */
             fprintf(stderr,
-                    "%s format: %s: device has %" PRIu64 " bytes, %" PRIu64
-                    " needed\n",
+                    "%s format: %s: the device has %" PRIu64 " bytes, the "
+                    "image would have %" PRIu64 "; an image fills its "
+                    "device (omit --size and --blocks)\n",
                     PROG, paths[i], t[i].size, bs * blocks);
             return EXIT_USAGE;
         }

@@ -67,6 +67,37 @@ ln -s target.img link.img
 ekv format link.img
 expect_rc 0 "a symlink to a blank file formats the file"
 
+# A block device (a loop device here) is never overwritten without --force.
+LOOPDEV=
+if [ "$(id -u)" -eq 0 ] && command -v losetup >/dev/null &&
+    head -c 1048576 /dev/urandom >loop.bin &&
+    LOOPDEV=$(losetup -f --show loop.bin 2>/dev/null); then
+    trap '[ -n "$LOOPDEV" ] && losetup -d "$LOOPDEV"; cleanup' EXIT
+    before=$(sums "$LOOPDEV")
+    ekv format "$LOOPDEV"
+    expect_rc 1 "format of a block device with other data, without --force"
+    expect_err_has "^embedkvfs format: $LOOPDEV: a block device holding data that is not an embedkv image \(1048576 bytes\); use --force to overwrite it$" \
+        "says it is a device with data"
+    [ "$(sums "$LOOPDEV")" = "$before" ] || fail "the device is unchanged"; pass
+    ekv format --force --size 24K "$LOOPDEV"
+    expect_rc 2 "an image smaller than its device could never be opened"
+    expect_err_has "the device has 1048576 bytes, the image would have 24576" \
+        "says the image must fill the device"
+    [ "$(sums "$LOOPDEV")" = "$before" ] || fail "the device is still unchanged"; pass
+    ekv format --force "$LOOPDEV"
+    expect_rc 0 "format --force of the device"
+    printf v | "$EKV" put "$LOOPDEV" k || fail "put on the device"
+    ekv get "$LOOPDEV" k
+    expect_out v "the device holds a usable store"
+    ekv format "$LOOPDEV"
+    expect_rc 1 "re-format of the device needs --force"
+    losetup -d "$LOOPDEV"
+    LOOPDEV=
+else
+    echo "note: no loop device: the block device checks not run"
+    [ "${CI:-}" != true ] || fail "CI=true: the block device checks need root and loop devices"
+fi
+
 # Character devices, FIFOs and sockets: never, not even with --force.
 mkfifo fifo
 python3 -c 'import socket; s = socket.socket(socket.AF_UNIX); s.bind("sock")'
