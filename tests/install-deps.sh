@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
 # Installs with apt-get everything the project needs on Debian 12, as root.
 #   tests/install-deps.sh          build + demo (compiler, Meson, libfuse3)
-#   tests/install-deps.sh --all    also the test suite, proof and firmware
-#                                  tools (check, clang/libFuzzer, valgrind,
-#                                  cppcheck, arm-none-eabi-gcc, jq, zlib
-#                                  for the benchmark's baseline)
+#   tests/install-deps.sh --all    also everything the test suite, proof
+#                                  and firmware scripts run (check, jq,
+#                                  make, strace, clang/libFuzzer, valgrind,
+#                                  cppcheck, arm-none-eabi-gcc, zlib for the
+#                                  benchmark's baseline, ...)
 set -euo pipefail
 
 demo=(gcc meson ninja-build pkg-config libfuse3-dev fuse3 python3 util-linux)
-all=(check jq clang libclang-rt-14-dev valgrind cppcheck clang-tidy
+# Every command a test runs, essential packages included (coreutils:
+# timeout, truncate, du, stat, sha256sum, mkfifo; diffutils: cmp), so the
+# list is complete on a minimal image too.
+all=(check jq make strace coreutils diffutils sed mawk
+     libjansson-dev bash-completion
+     clang libclang-rt-14-dev valgrind cppcheck clang-tidy
      gcc-arm-none-eabi libnewlib-arm-none-eabi binutils-arm-none-eabi man-db
      groff-base zlib1g-dev)
 

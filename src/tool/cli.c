@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "names.h"
+#include "numparse.h"
 
 int usage_error(const char *cmd, int code, const char *fmt, ...)
 {
@@ -22,12 +23,52 @@ int usage_error(const char *cmd, int code, const char *fmt, ...)
 
 int bad_option(const char *cmd, int code, char **argv, int optopt_)
 {
-    /* getopt leaves the offending argument just before optind. */
+    /* getopt leaves the offending argument just before optind, unless it
+     * stopped inside a cluster such as "-dash" (a KEY that starts with
+     * '-'), and it permutes argv: look for the argument that holds the
+     * bad option letter. */
     const char *arg = optind > 0 ? argv[optind - 1] : "?";
-    if (optopt_ && arg[0] == '-' && arg[1] != '-')
-        return usage_error(cmd, code, "bad option '-%c' or missing argument",
-                           optopt_);
+    if (optopt_ > 0 && optopt_ < 128) {
+        for (int i = 1; argv[i]; i++) {
+            const char *a = argv[i];
+            if (!strcmp(a, "--"))
+                break;
+            if (a[0] == '-' && a[1] && a[1] != '-' &&
+                strchr(a + 1, optopt_)) {
+                arg = a;
+                break;
+            }
+        }
+        if (arg[0] == '-' && arg[1] != '-' && strlen(arg) > 2)
+            return usage_error(cmd, code,
+                               "unknown option '-%c' in '%s' (if '%s' is a "
+                               "KEY or a file name, put '--' before it)",
+                               optopt_, arg, arg);
+        if (arg[0] == '-' && arg[1] != '-')
+            return usage_error(cmd, code,
+                               "bad option '-%c' or missing argument",
+                               optopt_);
+    }
     return usage_error(cmd, code, "bad option '%s' or missing argument", arg);
+}
+
+int lock_wait_opt(const char *cmd, int c, const char *arg)
+{
+    if (c == OPT_NO_WAIT) {
+        images_set_lock_wait(0);
+        return 1;
+    }
+    if (c != OPT_WAIT)
+        return 0;
+    uint64_t secs;
+    int rc = parse_number(arg, 86400, &secs);
+    if (rc) {
+        usage_error(cmd, EXIT_USAGE, "--wait SECONDS: '%s' is %s (0..86400)",
+                    arg, number_error(rc));
+        return -1;
+    }
+    images_set_lock_wait((uint32_t)secs * 1000u);
+    return 1;
 }
 
 static int hexval(int c)

@@ -40,6 +40,22 @@ int usage_error(const char *cmd, int code, const char *fmt, ...)
  * (with opterr = 0): returns code. */
 int bad_option(const char *cmd, int code, char **argv, int optopt_);
 
+/* --wait SECONDS and --no-wait, which every subcommand that opens an
+ * image takes: how long to wait for a lock another process holds (see
+ * images_set_lock_wait). Put LOCK_WAIT_LONGOPTS in the getopt_long table
+ * and pass each option to lock_wait_opt. */
+enum { OPT_WAIT = 0x3001, OPT_NO_WAIT = 0x3002 };
+#define LOCK_WAIT_LONGOPTS                                                 \
+    {"wait", required_argument, NULL, OPT_WAIT},                           \
+    {"no-wait", no_argument, NULL, OPT_NO_WAIT}
+#define LOCK_WAIT_HELP                                                     \
+    "  --wait SECONDS  wait at most SECONDS for an image that another\n"    \
+    "                  process (e.g. an ending mount) has locked (default\n" \
+    "                  5); --no-wait fails at once\n"
+/* 1: c was --wait or --no-wait and is applied; 0: c is another option;
+ * -1: a bad value (the usage error is printed). */
+int lock_wait_opt(const char *cmd, int c, const char *arg);
+
 /* Parse a KEY argument in the given form. Prints the reason and returns
  * EKV_EINVAL for an argument that is no key in that form. */
 int key_arg_parse(const char *arg, enum key_form form, key_arg *k);

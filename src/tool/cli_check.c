@@ -37,6 +37,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "commands.h"
@@ -51,7 +52,7 @@ enum {
 };
 
 static const char check_help[] =
-    "usage: embedkvfs check [--json] IMAGE...\n"
+    "usage: embedkvfs check [--json] [--wait S] IMAGE...\n"
     "Report on the store on IMAGE... (replicas) without changing anything:\n"
     "per replica its header, geometry, block and record counts and what\n"
     "recovery would erase; then the keys whose replicas differ (missing,\n"
@@ -60,7 +61,9 @@ static const char check_help[] =
     "Exit status (fsck(8) style, a sum of): 0 clean; 1 recovery would erase\n"
     "blocks of interrupted writes (no data at risk); 4 errors left (unusable\n"
     "replica, keys that differ: run 'embedkvfs repair'); 8 operational error\n"
-    "(an image cannot be opened or read); 16 usage error.\n";
+    "(an image cannot be opened or read); 16 usage error. With no usable\n"
+    "replica at all (e.g. not an embedkv image) the status is 4 and repair\n"
+    "cannot help: format makes a new store.\n" LOCK_WAIT_HELP;
 
 /* A CRC-valid descriptor found by the raw scan: (key, generation). */
 typedef struct raw_desc {
@@ -216,7 +219,8 @@ static void drop_reason(const replica_result *rr, const images *im,
                         char *out, size_t cap)
 {
     int err = rr->open_err ? rr->open_err : rr->status;
-    if (is_content_error(err) && rr->probe.err == err && rr->probe.reason[0])
+    if ((is_content_error(err) || err == -ENODEV || err == -EISDIR) &&
+        rr->probe.err == err && rr->probe.reason[0])
         snprintf(out, cap, "%s", rr->probe.reason);
     else if (err == EKV_EDOM && rr->probe.err == 0 && im->store) {
         ekv_stats st;
@@ -428,11 +432,17 @@ int cmd_check(int argc, char **argv)
     static const struct option opts[] = {
         {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},
+        LOCK_WAIT_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
-    int json = 0, c;
+    int json = 0, c, w;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if ((w = lock_wait_opt("check", c, optarg)) != 0) {
+            if (w < 0)
+                return CHECK_USAGE;
+            continue;
+        }
         switch (c) {
         case 'j': json = 1; break;
         case 'h': fputs(check_help, stdout); return CHECK_CLEAN;
@@ -459,14 +469,16 @@ int cmd_check(int argc, char **argv)
         err = images_open(&im, paths, (unsigned)n,
                           IMG_RDONLY | IMG_DEGRADED | IMG_QUIET | IMG_FORCE);
     }
-    if (err == EKV_EINVAL || err == EKV_EBUSY) {
-        /* Named twice, or in use by a writer: nothing to judge. */
+    if (err == EKV_EINVAL || err == EKV_EBUSY || err == -ENODEV ||
+        err == -EISDIR) {
+        /* Named twice, in use by a writer, or not an image file at all
+         * (a FIFO, a device): nothing to judge. */
         for (int i = 0; i < n; i++)
             if (im.open_err[i] == err) {
                 if (err == EKV_EINVAL)
                     return usage_error("check", CHECK_USAGE,
                                        "%s is named twice", paths[i]);
-                print_error(paths[i], err);
+                print_image_error(paths[i], err);
             }
         return CHECK_OPERATIONAL;
     }
@@ -672,7 +684,18 @@ int cmd_check(int argc, char **argv)
                    "risk)", sep);
             sep = "; ";
         }
-        if (status & CHECK_ERRORS) {
+        if ((status & CHECK_ERRORS) && !im.store) {
+            /* Nothing to repair from: say what it is. */
+            int none = 1;
+            for (int i = 0; i < n; i++)
+                none &= rr[i].probe.err == EKV_EBADHDR;
+            printf("%s%s", sep,
+                   none ? "not an embedkv image (repair cannot help; "
+                          "format creates a store)"
+                        : "no usable replica (repair cannot help; "
+                          "restore an image or format a new store)");
+            sep = "; ";
+        } else if (status & CHECK_ERRORS) {
             printf("%serrors left (run 'embedkvfs repair')", sep);
             sep = "; ";
         }
@@ -697,7 +720,7 @@ int cmd_check(int argc, char **argv)
 /* -------------------------------------------------------------- repair */
 
 static const char repair_help[] =
-    "usage: embedkvfs repair [--force] [--json] IMAGE...\n"
+    "usage: embedkvfs repair [--force] [--json] [--wait S] IMAGE...\n"
     "Bring every replica of the store on IMAGE... to the newest complete\n"
     "record of every key: run the writable recovery on every replica (erase\n"
     "interrupted writes), empty and refill a replica that missed writes\n"
@@ -711,6 +734,7 @@ static const char repair_help[] =
     "           (it says which first); without it repair refuses\n"
     "  --json   the lines on stderr, and one JSON object on stdout:\n"
     "           status, copied, epoch, every replica's state\n"
+    LOCK_WAIT_HELP
     "Exit: 0 all replicas agree, 2 usage, 4 a replica could not be repaired\n"
     "or the images are not replicas of one store, 5 I/O error, missing or\n"
     "locked image, no space. See embedkvfs(1).\n";
@@ -721,11 +745,17 @@ int cmd_repair(int argc, char **argv)
         {"json", no_argument, NULL, 'j'},
         {"force", no_argument, NULL, 'f'},
         {"help", no_argument, NULL, 'h'},
+        LOCK_WAIT_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
-    int c, force = 0, json = 0;
+    int c, w, force = 0, json = 0;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if ((w = lock_wait_opt("repair", c, optarg)) != 0) {
+            if (w < 0)
+                return EXIT_USAGE;
+            continue;
+        }
         if (c == 'h') {
             fputs(repair_help, stdout);
             return EXIT_OK;

@@ -23,13 +23,14 @@
 #include "names.h"
 
 static const char dump_help[] =
-    "usage: embedkvfs dump [--json] [--block-size N] IMAGE\n"
+    "usage: embedkvfs dump [--json] [--block-size N] [--wait S] IMAGE\n"
     "Print every block of IMAGE (an image or a raw flash dump): index, type\n"
     "(header, descriptor, chunk, free, garbage), whether its CRC is right,\n"
     "and its header fields. Never writes.\n"
     "  --block-size N   block size to use; needed when block 0 holds no\n"
     "                   valid storage header\n"
     "  --json           one JSON object (see embedkvfs(1))\n"
+    LOCK_WAIT_HELP "Holes of a sparse file are not read (they are zeros).\n"
     "Exit: 0 ok, 2 usage, 4 no header and no --block-size, 5 I/O error,\n"
     "missing or locked file.\n";
 
@@ -169,12 +170,18 @@ int cmd_dump(int argc, char **argv)
         {"json", no_argument, NULL, 'j'},
         {"block-size", required_argument, NULL, 'b'},
         {"help", no_argument, NULL, 'h'},
+        LOCK_WAIT_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
-    int json = 0, c;
+    int json = 0, c, w;
     uint32_t bs = 0;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "b:h", opts, NULL)) != -1) {
+        if ((w = lock_wait_opt("dump", c, optarg)) != 0) {
+            if (w < 0)
+                return EXIT_USAGE;
+            continue;
+        }
         switch (c) {
         case 'j': json = 1; break;
         case 'b': {
@@ -198,13 +205,14 @@ int cmd_dump(int argc, char **argv)
         return usage_error("dump", EXIT_USAGE, "need exactly one IMAGE");
     const char *path = argv[optind];
 
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    char why[160];
+    int fd = image_fd_open(path, why, sizeof(why));
     if (fd < 0) {
-        fprintf(stderr, "%s: %s: %s\n", PROG, path, strerror(errno));
+        fprintf(stderr, "%s: %s: %s\n", PROG, path, why);
         return EXIT_IO;
     }
-    if (flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK) {
-        print_error(path, EKV_EBUSY);
+    if (image_fd_lock_shared(fd) == EKV_EBUSY) {
+        print_image_error(path, EKV_EBUSY);
         close(fd);
         return EXIT_IO;
     }
@@ -273,8 +281,13 @@ int cmd_dump(int argc, char **argv)
                ", \"blocks\": [",
                pr.file_size, bs, count, tail);
     }
+    hole_map hm = HOLE_MAP_INIT;
     for (uint64_t b = 0; b < count; b++) {
         size_t done = 0;
+        if (fd_in_hole(fd, b * bs, bs, &hm)) {
+            memset(blk, 0, bs); /* a hole reads as zeros: do not read it */
+            done = bs;
+        }
         while (done < bs) {
             ssize_t got = pread(fd, blk + done, bs - done,
                                 (off_t)(b * bs + done));

@@ -43,9 +43,13 @@ static const char format_help[] =
     "  --keep-data      write the headers only: records already in the data\n"
     "                   area survive and recovery judges them (Go/Rust\n"
     "                   behaviour); by default existing data is erased\n"
-    "  --force          overwrite images that hold a valid embedkv header\n"
-    "Exit: 0 ok, 1 refused (existing image without --force), 2 usage,\n"
-    "5 I/O error or locked image. See embedkvfs(1).\n";
+    "  --force          overwrite (and resize) an existing embedkv image, a\n"
+    "                   file holding other data, or a block device\n"
+    "Without --force only new files and blank files (all 0x00, e.g. made by\n"
+    "truncate -s, or all 0xFF) are written. FIFOs, sockets, character\n"
+    "devices and dangling symbolic links are refused, even with --force.\n"
+    "Exit: 0 ok, 1 refused (existing data without --force, not a file),\n"
+    "2 usage, 5 I/O error or locked image. See embedkvfs(1).\n";
 
 /* Every number goes through the tool's one parser (numparse.h). */
 static int parse_size(const char *s, int suffixes, uint64_t *out)
@@ -78,7 +82,62 @@ typedef struct target {
     image_probe probe; /* when it exists */
     dev_t dev;
     ino_t ino;
+    int blank;         /* an existing regular file of only 0x00 (or only
+                          0xFF) bytes: nothing to lose */
+    uint8_t blank_byte; /* which of the two */
 } target;
+
+/* Whether the regular file at path holds nothing but 0x00 bytes (holes
+ * included) or nothing but 0xFF bytes. Reads only its data extents, and
+ * stops at the first other byte. */
+static int file_is_blank(const char *path, uint64_t size, uint8_t *byte)
+{
+    char why[160];
+    int fd = image_fd_open(path, why, sizeof(why));
+    if (fd < 0)
+        return 0;
+    static uint8_t buf[65536];
+    int zero = 0, ff = 0, blank = 1;
+    uint64_t pos = 0;
+    while (blank && pos < size) {
+        off_t d = lseek(fd, (off_t)pos, SEEK_DATA);
+        if (d < 0 && errno == ENXIO) {
+            zero = 1; /* a hole up to the end */
+            break;
+        }
+        off_t h = d < 0 ? -1 : lseek(fd, d, SEEK_HOLE);
+        if (d < 0 || h < 0) { /* no SEEK_DATA: read it all */
+            d = (off_t)pos;
+            h = (off_t)size;
+        }
+        if ((uint64_t)d > pos)
+            zero = 1;
+        for (off_t at = d; blank && at < h;) {
+            size_t want = (uint64_t)(h - at) < sizeof(buf) ? (size_t)(h - at)
+                                                           : sizeof(buf);
+            ssize_t got = pread(fd, buf, want, at);
+            if (got < 0 && errno == EINTR)
+                continue;
+            if (got <= 0) {
+                blank = 0;
+                break;
+            }
+            for (ssize_t i = 0; i < got; i++) {
+                zero |= buf[i] == 0x00;
+                ff |= buf[i] == 0xff;
+                if ((buf[i] != 0x00 && buf[i] != 0xff) || (zero && ff)) {
+                    blank = 0;
+                    break;
+                }
+            }
+            at += got;
+        }
+        pos = (uint64_t)h;
+    }
+    close(fd);
+    *byte = ff ? 0xff : 0x00;
+    return blank && !(zero && ff);
+}
 
 /* Whether another process holds a lock on path (the library's flock). */
 static int locked_by_other(const char *path)
@@ -96,6 +155,18 @@ static int inspect(target *t, const char *path)
     struct stat st;
     memset(t, 0, sizeof(*t));
     t->path = path;
+    if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode) && stat(path, &st) != 0 &&
+        errno == ENOENT) {
+        /* Creating the link's target somewhere else is rarely meant. */
+        char to[PATH_MAX];
+        ssize_t n = readlink(path, to, sizeof(to) - 1);
+        to[n < 0 ? 0 : n] = 0;
+        fprintf(stderr,
+                "%s format: %s: a symbolic link to '%s', which does not "
+                "exist: refused (format the target path itself)\n",
+                PROG, path, to);
+        return EXIT_ERR;
+    }
     if (stat(path, &st) != 0) {
         if (errno == ENOENT) {
             /* Two names of one new file: compare their directories. */
@@ -119,12 +190,23 @@ static int inspect(target *t, const char *path)
         fprintf(stderr, "%s format: %s: is a directory\n", PROG, path);
         return EXIT_IO;
     }
+    if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+        /* A FIFO would block, a character device (/dev/null) swallows
+         * the store: never, not even with --force. */
+        fprintf(stderr,
+                "%s format: %s: not a regular file or block device (it is "
+                "%s): refused\n",
+                PROG, path, file_kind(st.st_mode));
+        return EXIT_ERR;
+    }
     t->exists = 1;
     t->dev = st.st_dev;
     t->ino = st.st_ino;
     t->blockdev = S_ISBLK(st.st_mode);
     image_probe_path(path, &t->probe);
     t->size = t->probe.file_size;
+    t->blank = !t->blockdev &&
+               (t->size == 0 || file_is_blank(path, t->size, &t->blank_byte));
     if (locked_by_other(path)) {
         print_error(path, EKV_EBUSY);
         return EXIT_IO;
@@ -276,10 +358,27 @@ int cmd_format(int argc, char **argv)
                     t[i].probe.block_size);
             return EXIT_ERR;
         }
-        if (t[i].blockdev && t[i].size < bs * blocks) {
+        if (t[i].exists && !t[i].probe.header_crc_ok && !t[i].blank &&
+            !force) {
             fprintf(stderr,
-                    "%s format: %s: device has %" PRIu64 " bytes, %" PRIu64
-                    " needed\n",
+                    "%s format: %s: %s holding data that is not an embedkv "
+                    "image (%" PRIu64 " bytes); use --force to overwrite it"
+                    "%s\n",
+                    PROG, paths[i],
+                    t[i].blockdev ? "a block device" : "a file", t[i].size,
+                    !t[i].blockdev && t[i].size > bs * blocks
+                        ? " (it would be truncated)"
+                        : "");
+            return EXIT_ERR;
+        }
+        if (t[i].blockdev && t[i].size != bs * blocks) {
+            /* A device cannot be resized, and an image must fill it (its
+             * size is the header's blocks): a smaller store on it could
+             * never be opened. */
+            fprintf(stderr,
+                    "%s format: %s: the device has %" PRIu64 " bytes, the "
+                    "image would have %" PRIu64 "; an image fills its "
+                    "device (omit --size and --blocks)\n",
                     PROG, paths[i], t[i].size, bs * blocks);
             return EXIT_USAGE;
         }
@@ -307,6 +406,10 @@ int cmd_format(int argc, char **argv)
         /* A new file is zero-filled already; an old one holds records that
          * recovery would bring back unless they are erased. */
         fo.erase_data = !keep && (erase == 0xff || (t[i].exists && t[i].size));
+        /* A blank file holds the erase byte already: writing it again
+         * would only fill the holes of a sparse file. */
+        if (t[i].exists && t[i].blank && t[i].blank_byte == erase)
+            fo.erase_data = 0;
         err = ekv_format(&devs[i], 1, &fo);
         if (err) {
             print_error(paths[i], err);

@@ -24,7 +24,11 @@
     "  -e, --escaped   KEY is the escaped name that ls prints (%XX escapes,\n" \
     "                  '%' for the empty key, shortened names of long keys)\n" \
     "  -x, --hex       KEY is the key in hex (as ls --json key_hex prints)\n" \
-    "Put '--' before a KEY that starts with '-'.\n"
+    "  -k, --key KEY   give KEY as an option: every argument is then an\n" \
+    "                  IMAGE\n"                                            \
+    "Put '--' before a KEY that starts with '-'. A last argument that is an\n" \
+    "embedkv image is refused as a KEY (the KEY was left out?) unless it\n" \
+    "follows '--' or -k.\n" LOCK_WAIT_HELP
 
 #define EXIT_HELP                                                          \
     "Exit: 0 ok, 2 usage or key too long, 3 no such key, 4 not an image or\n" \
@@ -43,6 +47,41 @@ static int key_form_opt(int c, enum key_form *form, int *forms)
     return 0;
 }
 
+/* Whether the last argument follows "--" (look before getopt permutes
+ * argv): then it is a KEY, whatever it looks like. */
+static int last_after_dashdash(int argc, char **argv)
+{
+    return argc >= 3 && strcmp(argv[argc - 2], "--") == 0;
+}
+
+/* Split the positional arguments into IMAGE... and the KEY (key_opt when
+ * -k gave it). Returns 0, or an exit code after printing why. */
+static int split_key(const char *cmd, char **pos, int npos,
+                     const char *key_opt, int explicit_key,
+                     const char **key, int *nimg)
+{
+    if (key_opt) {
+        if (npos < 1)
+            return usage_error(cmd, EXIT_USAGE, "need IMAGE... -k KEY");
+        *key = key_opt;
+        *nimg = npos;
+        return 0;
+    }
+    if (npos < 2)
+        return usage_error(cmd, EXIT_USAGE, "need IMAGE... KEY");
+    *key = pos[npos - 1];
+    *nimg = npos - 1;
+    if (!explicit_key && looks_like_image(*key)) {
+        fprintf(stderr,
+                "%s %s: %s: the last argument, taken as the KEY, is an "
+                "embedkv image: was the KEY left out? (to use it as the "
+                "KEY: -k %s, or '--' before it)\n",
+                PROG, cmd, *key, *key);
+        return EXIT_USAGE;
+    }
+    return 0;
+}
+
 /* The first positional argument; getopt has moved them to the end. */
 static char **positionals(int argc, char **argv, int *n)
 {
@@ -53,7 +92,7 @@ static char **positionals(int argc, char **argv, int *n)
 /* ------------------------------------------------------------------ ls */
 
 static const char ls_help[] =
-    "usage: embedkvfs ls [-l] [--json] IMAGE...\n"
+    "usage: embedkvfs ls [-l] [--json] [--wait S] IMAGE...\n"
     "List the keys of the store on IMAGE... (replicas), one per line, as\n"
     "their escaped file names (the names the mount shows), sorted bytewise\n"
     "by key.\n"
@@ -61,7 +100,7 @@ static const char ls_help[] =
     "               replica: '=' holds the newest generation, '<' only an\n"
     "               older one, '-' none, '?' replica unusable\n"
     "  --json       one JSON object (see embedkvfs(1))\n"
-    "Never writes to an image. " EXIT_HELP;
+    LOCK_WAIT_HELP "Never writes to an image. " EXIT_HELP;
 
 /* One state character per replica for key item it. */
 static void replica_states(const images *im, const key_item *it, char *out)
@@ -97,11 +136,17 @@ int cmd_ls(int argc, char **argv)
         {"long", no_argument, NULL, 'l'},
         {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},
+        LOCK_WAIT_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
-    int lng = 0, json = 0, c;
+    int lng = 0, json = 0, c, w;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "lh", opts, NULL)) != -1) {
+        if ((w = lock_wait_opt("ls", c, optarg)) != 0) {
+            if (w < 0)
+                return EXIT_USAGE;
+            continue;
+        }
         switch (c) {
         case 'l': lng = 1; break;
         case 'j': json = 1; break;
@@ -174,7 +219,8 @@ int cmd_ls(int argc, char **argv)
 /* ----------------------------------------------------------------- get */
 
 static const char get_help[] =
-    "usage: embedkvfs get [-e | -x] IMAGE... KEY\n"
+    "usage: embedkvfs get [-e | -x] [--wait S] IMAGE... [--] KEY\n"
+    "       embedkvfs get [-e | -x] [--wait S] -k KEY IMAGE...\n"
     "Write the value of KEY to standard output, byte for byte. The whole\n"
     "value is read and verified first: on an error nothing is written.\n"
     KEY_FORM_HELP "Never writes to an image. " EXIT_HELP;
@@ -218,34 +264,49 @@ static int open_key_command(int argc, char **argv, const char *cmd,
     static const struct option opts[] = {
         {"escaped", no_argument, NULL, 'e'},
         {"hex", no_argument, NULL, 'x'},
+        {"key", required_argument, NULL, 'k'},
         {"help", no_argument, NULL, 'h'},
+        LOCK_WAIT_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
     enum key_form form = KEY_RAW;
-    int forms = 0, c;
+    int forms = 0, c, w;
+    const char *key_opt = NULL;
+    int explicit_key = last_after_dashdash(argc, argv);
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "exh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "exk:h", opts, NULL)) != -1) {
         if (key_form_opt(c, &form, &forms))
             continue;
+        if ((w = lock_wait_opt(cmd, c, optarg)) != 0) {
+            if (w < 0)
+                return EXIT_USAGE;
+            continue;
+        }
+        if (c == 'k') {
+            key_opt = optarg;
+            continue;
+        }
         if (c == 'h') {
             fputs(help, stdout);
             return EXIT_OK;
         }
         return bad_option(cmd, EXIT_USAGE, argv, optopt);
     }
-    int npos;
+    int npos, nimg;
+    const char *key;
     char **pos = positionals(argc, argv, &npos);
     if (forms > 1)
         return usage_error(cmd, EXIT_USAGE, "-e and -x exclude each other");
-    if (npos < 2)
-        return usage_error(cmd, EXIT_USAGE, "need IMAGE... KEY");
+    int rc = split_key(cmd, pos, npos, key_opt, explicit_key, &key, &nimg);
+    if (rc)
+        return rc;
 
-    int err = key_arg_parse(pos[npos - 1], form, k);
+    int err = key_arg_parse(key, form, k);
     if (err) {
         key_arg_free(k);
         return exit_code_for(err);
     }
-    err = images_open(im, pos, (unsigned)npos - 1, flags);
+    err = images_open(im, pos, (unsigned)nimg, flags);
     if (err) {
         key_arg_free(k);
         return exit_code_for_open(err);
@@ -287,7 +348,8 @@ int cmd_get(int argc, char **argv)
 /* ----------------------------------------------------------------- put */
 
 static const char put_help[] =
-    "usage: embedkvfs put [-e | -x] [-f FILE] IMAGE... KEY\n"
+    "usage: embedkvfs put [-e | -x] [-f FILE] [--wait S] IMAGE... [--] KEY\n"
+    "       embedkvfs put [-e | -x] [-f FILE] [--wait S] -k KEY IMAGE...\n"
     "Store the value read from standard input (or FILE) under KEY, on every\n"
     "replica, durably (flushed) when the command returns 0. Each put is an\n"
     "atomic replace: after a crash KEY holds the old or the new value.\n"
@@ -359,17 +421,27 @@ int cmd_put(int argc, char **argv)
         {"escaped", no_argument, NULL, 'e'},
         {"hex", no_argument, NULL, 'x'},
         {"file", required_argument, NULL, 'f'},
+        {"key", required_argument, NULL, 'k'},
         {"help", no_argument, NULL, 'h'},
+        LOCK_WAIT_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
     enum key_form form = KEY_RAW;
-    int forms = 0, c;
-    const char *file = NULL;
+    int forms = 0, c, w;
+    const char *file = NULL, *key_opt = NULL;
+    int explicit_key = last_after_dashdash(argc, argv);
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "exf:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "exf:k:h", opts, NULL)) != -1) {
         if (key_form_opt(c, &form, &forms))
             continue;
-        if (c == 'f') {
+        if ((w = lock_wait_opt("put", c, optarg)) != 0) {
+            if (w < 0)
+                return EXIT_USAGE;
+            continue;
+        }
+        if (c == 'k') {
+            key_opt = optarg;
+        } else if (c == 'f') {
             file = optarg;
         } else if (c == 'h') {
             fputs(put_help, stdout);
@@ -378,12 +450,14 @@ int cmd_put(int argc, char **argv)
             return bad_option("put", EXIT_USAGE, argv, optopt);
         }
     }
-    int npos;
+    int npos, nimg;
+    const char *key;
     char **pos = positionals(argc, argv, &npos);
     if (forms > 1)
         return usage_error("put", EXIT_USAGE, "-e and -x exclude each other");
-    if (npos < 2)
-        return usage_error("put", EXIT_USAGE, "need IMAGE... KEY");
+    int src = split_key("put", pos, npos, key_opt, explicit_key, &key, &nimg);
+    if (src)
+        return src;
 
     int fd = STDIN_FILENO;
     if (file && strcmp(file, "-") != 0) {
@@ -398,12 +472,12 @@ int cmd_put(int argc, char **argv)
     uint8_t *val = NULL;
     size_t len = 0;
     int rc = EXIT_OK;
-    int err = key_arg_parse(pos[npos - 1], form, &k);
+    int err = key_arg_parse(key, form, &k);
     if (err) {
         rc = exit_code_for(err);
         goto out;
     }
-    err = images_open(&im, pos, (unsigned)npos - 1, 0);
+    err = images_open(&im, pos, (unsigned)nimg, 0);
     if (err) {
         rc = exit_code_for_open(err);
         goto out;
@@ -447,6 +521,16 @@ int cmd_put(int argc, char **argv)
                     (unsigned long long)blocks_needed(&st, k.len, len),
                     st.free_blocks);
         rc = EXIT_IO;
+    } else if (err == EKV_ERANGE) {
+        /* ekv_put's only EKV_ERANGE: the key's generation counter is at
+         * its maximum and cannot count another write. */
+        char name[NAME_MAX_BYTES + 1];
+        key_to_name(k.bytes, k.len, name);
+        fprintf(stderr,
+                "%s put: %s: the key's generation counter is exhausted "
+                "(4294967295 writes): rm the key, then put it again\n",
+                PROG, name);
+        rc = EXIT_ERR;
     } else if (err) {
         key_error("put", im.store, &k, err);
         rc = exit_code_for(err);
@@ -463,7 +547,8 @@ out:
 /* ------------------------------------------------------------------ rm */
 
 static const char rm_help[] =
-    "usage: embedkvfs rm [-e | -x] IMAGE... KEY\n"
+    "usage: embedkvfs rm [-e | -x] [--wait S] IMAGE... [--] KEY\n"
+    "       embedkvfs rm [-e | -x] [--wait S] -k KEY IMAGE...\n"
     "Delete KEY from every replica (durable when the command returns 0).\n"
     KEY_FORM_HELP EXIT_HELP;
 

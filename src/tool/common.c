@@ -4,10 +4,125 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common.h"
+
+static uint32_t lock_wait_ms = IMAGE_LOCK_WAIT_MS;
+
+void images_set_lock_wait(uint32_t ms)
+{
+    lock_wait_ms = ms;
+}
+
+uint32_t images_lock_wait(void)
+{
+    return lock_wait_ms;
+}
+
+const char *file_kind(unsigned mode)
+{
+    switch (mode & S_IFMT) {
+    case S_IFREG: return "a regular file";
+    case S_IFBLK: return "a block device";
+    case S_IFDIR: return "a directory";
+    case S_IFCHR: return "a character device";
+    case S_IFIFO: return "a FIFO";
+    case S_IFSOCK: return "a socket";
+    case S_IFLNK: return "a symbolic link";
+    default: return "not a regular file";
+    }
+}
+
+int image_fd_open(const char *path, char *why, size_t cap)
+{
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        snprintf(why, cap, "%s", e == ENOENT ? "no such file or directory"
+                                             : strerror(e));
+        return e == ENOENT ? EKV_ENOENT : -e;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        snprintf(why, cap, "%s", strerror(e));
+        close(fd);
+        return -e;
+    }
+    if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+        if (S_ISDIR(st.st_mode))
+            snprintf(why, cap, "is a directory");
+        else
+            snprintf(why, cap,
+                     "not a regular file or block device (it is %s)",
+                     file_kind(st.st_mode));
+        close(fd);
+        return S_ISDIR(st.st_mode) ? -EISDIR : -ENODEV;
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0)
+        (void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    return fd;
+}
+
+int image_fd_lock_shared(int fd)
+{
+    struct timespec t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        if (flock(fd, LOCK_SH | LOCK_NB) == 0)
+            return 0;
+        if (errno != EWOULDBLOCK)
+            return -errno;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        uint64_t ms = (uint64_t)(now.tv_sec - t0.tv_sec) * 1000u +
+                      (uint64_t)((now.tv_nsec - t0.tv_nsec) / 1000000);
+        if (ms >= lock_wait_ms)
+            return EKV_EBUSY;
+        struct timespec nap = {0, 20 * 1000 * 1000};
+        nanosleep(&nap, NULL);
+    }
+}
+
+int fd_in_hole(int fd, uint64_t off_, uint32_t len, hole_map *h)
+{
+    if (h->from < 0 || off_ > (uint64_t)INT64_MAX - len)
+        return 0; /* no SEEK_DATA here: read everything */
+    int64_t off = (int64_t)off_, end = off + (int64_t)len;
+    if (off >= h->data && end <= h->data_end)
+        return 0;
+    if (!(off >= h->from && off < h->data)) {
+        off_t d = lseek(fd, (off_t)off, SEEK_DATA);
+        if (d < 0 && errno == ENXIO) {
+            d = (off_t)INT64_MAX; /* a hole up to the end */
+        } else if (d < 0) {
+            h->from = -1;
+            return 0;
+        }
+        h->from = off;
+        h->data = (int64_t)d;
+        h->data_end = (int64_t)d;
+        if (d != (off_t)INT64_MAX) {
+            off_t e = lseek(fd, d, SEEK_HOLE);
+            h->data_end = e < 0 ? INT64_MAX : (int64_t)e;
+        }
+    }
+    return end <= h->data;
+}
+
+int looks_like_image(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0 || !(S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)))
+        return 0;
+    image_probe pr;
+    image_probe_path(path, &pr);
+    return pr.magic;
+}
 
 void print_error(const char *context, int err)
 {
@@ -26,6 +141,8 @@ const char *open_strerror(int err)
      * message is about keys. */
     if (err == EKV_ENOENT)
         return "no such file or directory";
+    if (err == -ENODEV)
+        return "not a regular file or block device";
     const char *msg = ekv_strerror(err);
     if (strcmp(msg, "unknown error") == 0 && err < 0)
         msg = strerror(-err);
@@ -93,21 +210,15 @@ int image_probe_path(const char *path, image_probe *p)
 {
     memset(p, 0, sizeof(*p));
     uint8_t *blk = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = image_fd_open(path, p->reason, sizeof(p->reason));
     if (fd < 0) {
-        p->err = errno == ENOENT ? EKV_ENOENT : -errno;
-        snprintf(p->reason, sizeof(p->reason), "%s", strerror(errno));
+        p->err = fd;
         return p->err;
     }
     struct stat st;
     if (fstat(fd, &st) != 0) {
         p->err = -errno;
         snprintf(p->reason, sizeof(p->reason), "%s", strerror(errno));
-        goto out;
-    }
-    if (S_ISDIR(st.st_mode)) {
-        p->err = -EISDIR;
-        snprintf(p->reason, sizeof(p->reason), "is a directory");
         goto out;
     }
     if (S_ISBLK(st.st_mode)) {
@@ -227,6 +338,37 @@ static void image_error_text(const char *path, int err, char *out, size_t cap)
             return;
         }
     }
+    if (err == -ENODEV || err == -EISDIR) {
+        /* Not a regular file or block device: say what it is. */
+        char why[160];
+        int fd = image_fd_open(path, why, sizeof(why));
+        if (fd >= 0)
+            close(fd);
+        else if (fd == err) {
+            snprintf(out, cap, "%s", why);
+            return;
+        }
+    }
+    if (err == EKV_EBUSY && lock_wait_ms) {
+        snprintf(out, cap, "%s; gave up after waiting %u.%01u s",
+                 open_strerror(err), lock_wait_ms / 1000,
+                 lock_wait_ms % 1000 / 100);
+        return;
+    }
+    if (err == EKV_EROFS) {
+        /* A writable open refused: say why, it is rarely a read-only
+         * store. */
+        if (faccessat(AT_FDCWD, path, W_OK, AT_EACCESS) != 0 &&
+            (errno == EACCES || errno == EPERM)) {
+            snprintf(out, cap, "permission denied (no write permission; "
+                               "read-only commands still work)");
+            return;
+        }
+        if (errno == EROFS) {
+            snprintf(out, cap, "read-only file system");
+            return;
+        }
+    }
     snprintf(out, cap, "%s", open_strerror(err));
 }
 
@@ -318,7 +460,8 @@ int images_open(images *im, char **paths, unsigned n, unsigned flags)
      * such a header, src/core/replica.c). */
     int maybe_torn[EKV_MAX_REPLICAS] = {0};
     for (unsigned i = 0; i < n; i++) {
-        errs[i] = ekv_file_open(&im->devs[i], paths[i], fflags, 0, 0);
+        ekv_file_options fo = {.flags = fflags, .lock_wait_ms = lock_wait_ms};
+        errs[i] = ekv_file_open_ex(&im->devs[i], paths[i], &fo);
         if (!errs[i]) {
             errs[i] = ekv_read_header(im->devs[i], NULL);
             image_probe pr;
@@ -364,13 +507,16 @@ int images_open(images *im, char **paths, unsigned n, unsigned flags)
         }
     }
     const int geometry_tie = nbest > 1;
-    /* Someone else using an image is not a broken replica. */
+    /* Someone else using an image is not a broken replica, nor is a
+     * FIFO, socket, device or directory named by mistake. */
     for (unsigned i = 0; i < n; i++)
-        if (errs[i] == EKV_EBUSY) {
+        if (errs[i] == EKV_EBUSY || errs[i] == -ENODEV ||
+            errs[i] == -EISDIR) {
+            int err = errs[i];
             if (!quiet)
-                print_error(paths[i], errs[i]);
+                print_image_error(paths[i], err);
             images_close(im);
-            return EKV_EBUSY;
+            return err;
         }
     int told[EKV_MAX_REPLICAS] = {0};
     for (unsigned i = 0; i < n && (!(flags & IMG_DEGRADED) || geometry_tie);
@@ -423,7 +569,10 @@ int images_open(images *im, char **paths, unsigned n, unsigned flags)
         }
         /* Keep the device (opened with the good geometry) so that repair
          * can rebuild it. */
-        if (ekv_file_open(&im->devs[i], paths[i], fflags, bs, bc) != 0) {
+        ekv_file_options fo = {.flags = fflags, .block_size = bs,
+                               .block_count = bc,
+                               .lock_wait_ms = lock_wait_ms};
+        if (ekv_file_open_ex(&im->devs[i], paths[i], &fo) != 0) {
             null_devs[i].block_size = bs;
             null_devs[i].block_count = 1;
             null_devs[i].read = null_read;

@@ -24,6 +24,14 @@ enum {
     EXIT_IO = 5,        /* I/O error, image busy, no space, read-only */
 };
 
+/* How long every open of an image waits for a lock another process
+ * holds (the daemon of a mount that is just ending, another command)
+ * before it fails with EKV_EBUSY. Default IMAGE_LOCK_WAIT_MS; the
+ * commands' --wait SECONDS and --no-wait set it. */
+#define IMAGE_LOCK_WAIT_MS 5000u
+void images_set_lock_wait(uint32_t ms);
+uint32_t images_lock_wait(void);
+
 /* Flags for images_open. */
 #define IMG_RDONLY 0x1u   /* open files read-only; in-memory recovery */
 #define IMG_DEGRADED 0x2u /* drop unusable replicas if one is good */
@@ -52,7 +60,8 @@ typedef struct images {
  * left out when even that fails) and dropped replicas get a warning line.
  * An image locked by another process (EKV_EBUSY) or named twice (EKV_EINVAL)
  * always fails the open, degraded or not: another user of the store is not
- * a broken replica. A missing file is returned as EKV_ENOENT: map it with
+ * a broken replica; so does a path that is not a regular file or block
+ * device (-ENODEV, -EISDIR). A missing file is returned as EKV_ENOENT: map it with
  * exit_code_for_open(), not exit_code_for() (which means "no such key").
  */
 int images_open(images *im, char **paths, unsigned n, unsigned flags);
@@ -87,8 +96,43 @@ typedef struct image_probe {
     ekv_block_info hdr;   /* block 0 decoded, when header_crc_ok */
 } image_probe;
 
-/* Fill *p for path. Returns p->err. */
+/* Fill *p for path. Returns p->err. Never blocks on a FIFO and reads no
+ * more than block 0 (no hole of a sparse image is read). */
 int image_probe_path(const char *path, image_probe *p);
+
+/* "a FIFO", "a socket", "a character device", "a directory", ... for a
+ * file that is not a regular file or block device. */
+const char *file_kind(unsigned mode);
+
+/*
+ * Open an image file read-only for reading it directly (dump, probes):
+ * without blocking on a FIFO, refusing what is not a regular file or a
+ * block device (-ENODEV, -EISDIR) with the reason in why. Returns the fd
+ * (blocking again) or a negative EKV error / negated errno.
+ */
+int image_fd_open(const char *path, char *why, size_t cap);
+
+/* Take a shared flock on fd, waiting images_lock_wait(). 0 or EKV_EBUSY
+ * (or a negated errno). */
+int image_fd_lock_shared(int fd);
+
+/* What lseek(SEEK_DATA/SEEK_HOLE) said last about a file, so that the
+ * holes of a sparse image are not read (a 4 GiB image with one key is
+ * mostly hole) and its data is not asked about block by block. */
+typedef struct hole_map {
+    int64_t from;     /* [from, data) is a hole (from < 0: no SEEK_DATA) */
+    int64_t data;
+    int64_t data_end; /* [data, data_end) is data */
+} hole_map;
+#define HOLE_MAP_INIT {0, 0, 0}
+
+/* Whether bytes [off, off + len) of fd lie wholly in a hole (they read as
+ * zeros without reading). 0 when unknown. */
+int fd_in_hole(int fd, uint64_t off, uint32_t len, hole_map *h);
+
+/* Whether path names an existing file with an embedkv storage header (the
+ * magic at block 0): used to tell an IMAGE given where a KEY belongs. */
+int looks_like_image(const char *path);
 
 /* "embedkvfs: PATH: message" for an open error of image path, with the
  * probe's precise reason for a header or geometry error. */

@@ -48,6 +48,7 @@ struct mount_opts {
     int ro, degraded, nosync, xattr;
     unsigned uid, gid, umask;
     int set_uid, set_gid, set_umask;
+    char *umask_str; /* checked after parsing: octal 0..0777 */
     int user_timeouts, has_fsname, has_subtype, shared;
     char *paths[EKV_MAX_REPLICAS + 1]; /* images, then the mount point */
     unsigned npaths;
@@ -77,7 +78,7 @@ static const struct fuse_opt mount_opt_spec[] = {
     MOPT("uid=", set_uid, 1),
     MOPT("gid=%u", gid, 0),
     MOPT("gid=", set_gid, 1),
-    MOPT("umask=%o", umask, 0),
+    MOPT("umask=%s", umask_str, 0),
     MOPT("umask=", set_umask, 1),
     MOPT("degraded", degraded, 1),
     MOPT("nosync", nosync, 1),
@@ -271,9 +272,27 @@ int cmd_mount(int argc, char **argv)
 
     memset(&o, 0, sizeof(o));
     if (fuse_opt_parse(&args, &o, mount_opt_spec, mount_opt_proc) != 0) {
-        usage(stderr);
+        /* libfuse said which option, on one line. */
         fuse_opt_free_args(&args);
         return EXIT_USAGE;
+    }
+    if (o.umask_str) {
+        char *end;
+        errno = 0;
+        unsigned long m = strtoul(o.umask_str, &end, 8);
+        if (errno || end == o.umask_str || *end || o.umask_str[0] == '-' ||
+            m > 0777) {
+            fprintf(stderr,
+                    "%s mount: -o umask=%s: not an octal mask 0..0777 (see "
+                    "'%s mount --help')\n",
+                    PROG, o.umask_str, PROG);
+            free(o.umask_str);
+            fuse_opt_free_args(&args);
+            return EXIT_USAGE;
+        }
+        o.umask = (unsigned)m;
+        free(o.umask_str);
+        o.umask_str = NULL;
     }
     if (o.help) {
         usage(stdout);

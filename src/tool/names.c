@@ -45,6 +45,30 @@ static int must_escape(uint8_t c)
     return c < 0x20 || c == 0x7F || c == '/' || c == '%';
 }
 
+/* The code point of the valid UTF-8 sequence p[0..len). */
+static uint32_t utf8_code_point(const uint8_t *p, size_t len)
+{
+    uint32_t cp = len == 2 ? p[0] & 0x1Fu : len == 3 ? p[0] & 0x0Fu
+                                                     : p[0] & 0x07u;
+    for (size_t i = 1; i < len; i++)
+        cp = (cp << 6) | (p[i] & 0x3Fu);
+    return cp;
+}
+
+int invisible_code_point(uint32_t cp)
+{
+    return (cp >= 0x80 && cp <= 0x9F) ||     /* C1 controls (CSI U+009B) */
+           cp == 0x061C ||                   /* arabic letter mark */
+           cp == 0x200B ||                   /* zero width space */
+           cp == 0x200E || cp == 0x200F ||   /* LRM, RLM */
+           (cp >= 0x2028 && cp <= 0x202E) || /* line/paragraph separators,
+                                                bidi embeddings, overrides */
+           (cp >= 0x2060 && cp <= 0x206F) || /* word joiner, invisible
+                                                operators, bidi isolates */
+           cp == 0xFEFF ||                   /* zero width no-break space */
+           (cp >= 0xFFF9 && cp <= 0xFFFB);   /* interlinear annotations */
+}
+
 size_t key_escape(const uint8_t *key, size_t klen, char *out)
 {
     size_t o = 0;
@@ -58,15 +82,17 @@ size_t key_escape(const uint8_t *key, size_t klen, char *out)
         size_t ul = utf8_len(key + i, klen - i);
         if (ul == 1 && !must_escape(key[i]) && !dots) {
             out[o++] = (char)key[i++];
-        } else if (ul > 1) {
+        } else if (ul > 1 && !invisible_code_point(utf8_code_point(key + i, ul))) {
             memcpy(out + o, key + i, ul);
             o += ul;
             i += ul;
         } else {
-            out[o++] = '%';
-            out[o++] = hex[key[i] >> 4];
-            out[o++] = hex[key[i] & 15];
-            i++;
+            /* One byte, or every byte of an invisible character. */
+            for (size_t end = i + (ul > 1 ? ul : 1); i < end; i++) {
+                out[o++] = '%';
+                out[o++] = hex[key[i] >> 4];
+                out[o++] = hex[key[i] & 15];
+            }
         }
     }
     out[o] = 0;

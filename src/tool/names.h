@@ -3,8 +3,11 @@
  *
  * A key's name is the key itself, except that these bytes are written as
  * %XX (two upper-case hex digits): '/', '%', NUL and the other control
- * bytes 0x01-0x1F and 0x7F, and every byte that is not part of a valid
- * UTF-8 sequence. The keys "." and ".." are written "%2E" and "%2E%2E"; the
+ * bytes 0x01-0x1F and 0x7F, every byte that is not part of a valid
+ * UTF-8 sequence, and every byte of a character that would reach a
+ * terminal as a control or rearrange or hide text (invisible_code_point:
+ * C1 controls such as U+009B CSI, bidi overrides and isolates, line and
+ * paragraph separators, zero-width spaces). The keys "." and ".." are written "%2E" and "%2E%2E"; the
  * empty key is written "%". Names are canonical: a name is accepted only
  * if escaping what it decodes to gives the name back, so every key has
  * exactly one name and every name at most one key.
@@ -26,6 +29,11 @@
 /* Length of the valid UTF-8 sequence at p (1..4, at most n), or 0 if the
  * bytes there are not one. */
 size_t utf8_len(const uint8_t *p, size_t n);
+
+/* Whether code point cp is escaped although valid UTF-8: U+0080-U+009F,
+ * U+061C, U+200B, U+200E, U+200F, U+2028-U+202E, U+2060-U+206F, U+FEFF,
+ * U+FFF9-U+FFFB. */
+int invisible_code_point(uint32_t cp);
 
 /* Escape key into out (NUL-terminated). out needs 3 * klen + 1 bytes, or
  * at least 4 (for "%" and the dot names). Returns the name's length. */

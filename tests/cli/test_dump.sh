@@ -91,7 +91,7 @@ ekv dump empty.bin
 expect_rc 4 "an empty file"
 ekv dump missing.bin
 expect_rc 5 "a missing file"
-expect_err_has "missing.bin: No such file or directory" "says so"
+expect_err_has "missing.bin: no such file or directory" "says so"
 ekv dump --block-size 63 erased.bin
 expect_rc 2 "block size below 64"
 ekv dump --block-size abc erased.bin

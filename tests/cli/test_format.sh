@@ -99,8 +99,14 @@ head -c 3000 /dev/urandom >junk.img
 ekv format junk.img
 expect_rc 2 "a file of no whole number of blocks needs --size"
 head -c 4096 /dev/urandom >junk.img
+before=$(sums junk.img)
 ekv format junk.img
-expect_rc 0 "a file of random bytes is initialised"
+expect_rc 1 "a file of other data is not overwritten without --force"
+expect_err_has "junk.img: a file holding data that is not an embedkv image \(4096 bytes\); use --force" \
+    "says why and how"
+[ "$(sums junk.img)" = "$before" ] || fail "refused format leaves the file"; pass
+ekv format --force junk.img
+expect_rc 0 "with --force a file of random bytes is initialised"
 ekv check junk.img
 expect_rc 0 "and its random data is erased (check is clean)"
 

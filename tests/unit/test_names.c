@@ -1,8 +1,8 @@
 /*
  * Key <-> file name escaping (src/tool/names.c): every key has exactly one
  * name, every name at most one key, and names are what a file system and a
- * terminal can take: valid UTF-8, no '/', no NUL, no control bytes, not
- * "." or "..", at most 255 bytes.
+ * terminal can take: valid UTF-8, no '/', no NUL, no control bytes or C1
+ * controls, no bidi overrides, not "." or "..", at most 255 bytes.
  */
 #include <check.h>
 #include <stdio.h>
@@ -50,6 +50,8 @@ static int clean_name(const char *s)
         size_t n = *p < 0x80 ? 1 : *p >= 0xF0 ? 4 : *p >= 0xE0 ? 3 : 2;
         if (*p >= 0x80 && *p < 0xC2)
             return 0;
+        if (*p == 0xC2 && p[1] >= 0x80 && p[1] <= 0x9F)
+            return 0; /* a C1 control */
         for (size_t i = 1; i < n; i++)
             if ((p[i] & 0xC0) != 0x80)
                 return 0;
@@ -136,12 +138,65 @@ START_TEST(valid_multibyte_utf8_is_kept)
     ck_assert_str_eq(esc("\xe2\x82\xac", 3), "\xe2\x82\xac");        /* € */
     ck_assert_str_eq(esc("\xf0\x9f\x98\x80", 4), "\xf0\x9f\x98\x80"); /* 😀 */
     ck_assert_str_eq(esc("\xf4\x8f\xbf\xbf", 4), "\xf4\x8f\xbf\xbf"); /* max */
-    ck_assert_str_eq(esc("\xc2\x80", 2), "\xc2\x80");  /* smallest 2-byte */
+    ck_assert_str_eq(esc("\xc2\xa0", 2), "\xc2\xa0");  /* no-break space */
     ck_assert_str_eq(esc("\xef\xbf\xbf", 3), "\xef\xbf\xbf");
     /* A valid sequence next to an invalid byte: only the byte is escaped. */
     ck_assert_str_eq(esc("\xc3\xa9\xff\xc3\xa9", 5), "\xc3\xa9%FF\xc3\xa9");
     assert_round_trip("caf\xc3\xa9", 5);
     assert_round_trip("\xf0\x9f\x98\x80", 4);
+}
+END_TEST
+
+START_TEST(terminal_controls_and_bidi_are_escaped)
+{
+    /* C1 controls: U+0080, U+009B (CSI), U+009F. */
+    ck_assert_str_eq(esc("\xc2\x80", 2), "%C2%80");
+    ck_assert_str_eq(esc("a\xc2\x9b" "31mb", 7), "a%C2%9B31mb");
+    ck_assert_str_eq(esc("\xc2\x9f", 2), "%C2%9F");
+    ck_assert_str_eq(esc("\xc2\xa0", 2), "\xc2\xa0"); /* U+00A0 is kept */
+    /* Bidi overrides and isolates: RLO U+202E, LRI U+2066, PDI U+2069. */
+    ck_assert_str_eq(esc("x\xe2\x80\xaetxt.exe", 11), "x%E2%80%AEtxt.exe");
+    ck_assert_str_eq(esc("\xe2\x81\xa6", 3), "%E2%81%A6");
+    ck_assert_str_eq(esc("\xe2\x81\xa9", 3), "%E2%81%A9");
+    ck_assert_str_eq(esc("\xe2\x80\xaa", 3), "%E2%80%AA"); /* LRE U+202A */
+    ck_assert_str_eq(esc("\xe2\x80\x8f", 3), "%E2%80%8F"); /* RLM */
+    ck_assert_str_eq(esc("\xe2\x80\xa8", 3), "%E2%80%A8"); /* LS */
+    ck_assert_str_eq(esc("\xef\xbb\xbf", 3), "%EF%BB%BF"); /* BOM */
+    ck_assert_str_eq(esc("\xd8\x9c", 2), "%D8%9C");         /* ALM */
+    /* Joiners that emoji and scripts need stay. */
+    ck_assert_str_eq(esc("\xe2\x80\x8d", 3), "\xe2\x80\x8d"); /* ZWJ */
+    ck_assert_str_eq(esc("\xe2\x80\x8c", 3), "\xe2\x80\x8c"); /* ZWNJ */
+    const char *keys[] = {"\xc2\x9b", "a\xe2\x80\xae" "b", "\xe2\x81\xa6" "x\xe2\x81\xa9",
+                          "\xef\xbb\xbf"};
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+        assert_round_trip(keys[i], strlen(keys[i]));
+    /* Canonical: the raw character is no name. */
+    uint8_t back[16];
+    size_t len;
+    ck_assert_int_eq(dec("\xc2\x9b", back, &len), NAME_INVALID);
+    ck_assert_int_eq(dec("\xe2\x80\xae", back, &len), NAME_INVALID);
+    ck_assert_int_eq(dec("%C2%9B", back, &len), NAME_KEY);
+    ck_assert_uint_eq(len, 2);
+    /* Every code point: the invisible ones escape, the others do not. */
+    for (uint32_t cp = 0x80; cp < 0x10000; cp++) {
+        if (cp >= 0xD800 && cp <= 0xDFFF)
+            continue;
+        char k[4];
+        size_t n;
+        if (cp < 0x800) {
+            k[0] = (char)(0xC0 | cp >> 6);
+            k[1] = (char)(0x80 | (cp & 0x3F));
+            n = 2;
+        } else {
+            k[0] = (char)(0xE0 | cp >> 12);
+            k[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+            k[2] = (char)(0x80 | (cp & 0x3F));
+            n = 3;
+        }
+        const char *name = esc(k, n);
+        ck_assert_uint_eq(strlen(name), invisible_code_point(cp) ? 3 * n : n);
+        assert_round_trip(k, n);
+    }
 }
 END_TEST
 
@@ -302,6 +357,7 @@ static Suite *names_suite(void)
     tcase_add_test(tc, control_bytes_and_nul);
     tcase_add_test(tc, invalid_utf8_is_escaped_bytewise);
     tcase_add_test(tc, valid_multibyte_utf8_is_kept);
+    tcase_add_test(tc, terminal_controls_and_bidi_are_escaped);
     tcase_add_test(tc, overlong_and_surrogates_are_escaped);
     tcase_add_test(tc, only_canonical_names_decode);
     tcase_add_test(tc, long_names_are_shortened);
