@@ -180,6 +180,8 @@ fi
 
 # rm IMAGE IMAGE (the key forgotten): the image is not taken as the key.
 "$EKV" format --size 8K a.img b.img >/dev/null || fail "format a b"
+# An upstream-style set (flags 0): a.img alone may be written below.
+upstream_set a.img b.img
 printf v | "$EKV" put a.img b.img k || fail "put a b"
 before=$(sums a.img b.img)
 for cmd in rm get put; do

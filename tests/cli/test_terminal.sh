@@ -6,6 +6,8 @@
 . "$(dirname "$0")/lib.sh"
 
 "$EKV" format --blocks 64 a.img b.img >/dev/null || fail "format"
+# An upstream-style set (flags 0), so that one replica can be written alone.
+upstream_set a.img b.img
 csi=$(printf 'red\302\23331mX')               # U+009B then "31m"
 rlo=$(printf 'invoice\342\200\256fdp.exe')    # U+202E right-to-left override
 iso=$(printf '\342\201\246x\342\201\251')     # U+2066 ... U+2069 isolate
