@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Installs with apt-get everything the project needs on Debian 12, as root.
-#   tests/install-deps.sh          build + demo (compiler, Meson, libfuse3)
+#   tests/install-deps.sh          build + demo (compiler, Meson, libfuse3, jansson)
 #   tests/install-deps.sh --all    also the test suite, proof and firmware
 #                                  tools (check, clang/libFuzzer, valgrind,
 #                                  cppcheck, arm-none-eabi-gcc, jq)
 set -euo pipefail
 
-demo=(gcc meson ninja-build pkg-config libfuse3-dev fuse3 python3 util-linux)
+demo=(gcc meson ninja-build pkg-config libfuse3-dev fuse3 libjansson-dev bash-completion python3 util-linux)
 all=(check jq clang libclang-rt-14-dev valgrind cppcheck clang-tidy
      gcc-arm-none-eabi libnewlib-arm-none-eabi binutils-arm-none-eabi man-db
      groff-base)

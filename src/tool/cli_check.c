@@ -39,6 +39,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "window.h"
 #include "commands.h"
 #include "names.h"
 
@@ -428,7 +429,8 @@ int cmd_check(int argc, char **argv)
     for (int i = 0; i < n; i++) {
         replica_result *r = &rr[i];
         r->path = paths[i];
-        image_probe_path(paths[i], &r->probe);
+        img_window w = window_for((unsigned)i);
+        image_probe_at(paths[i], w.offset, w.length, &r->probe);
         r->open_err = im.open_err[i];
         if (im.store) {
             ekv_replica_report_get(im.store, (unsigned)i, &r->rep);
@@ -683,7 +685,9 @@ int cmd_repair(int argc, char **argv)
             char msg[320];
             image_probe pr;
             int why = im.open_err[i] ? im.open_err[i] : after.status;
-            if (is_content_error(why) && image_probe_path(paths[i], &pr) == why)
+            img_window w = window_for((unsigned)i);
+            if (is_content_error(why) &&
+                image_probe_at(paths[i], w.offset, w.length, &pr) == why)
                 snprintf(msg, sizeof(msg), "%s", pr.reason);
             else
                 snprintf(msg, sizeof(msg), "%s", open_strerror(why));

@@ -53,6 +53,9 @@ typedef struct images {
  * always fails the open, degraded or not: another user of the store is not
  * a broken replica. A missing file is returned as EKV_ENOENT: map it with
  * exit_code_for_open(), not exit_code_for() (which means "no such key").
+ * Image i is the store in window_for(i) of its file (window.h); one file
+ * may be named again for another replica in a window that does not
+ * overlap (EKV_EINVAL if it does).
  */
 int images_open(images *im, char **paths, unsigned n, unsigned flags);
 void images_close(images *im);
@@ -89,8 +92,15 @@ typedef struct image_probe {
 /* Fill *p for path. Returns p->err. */
 int image_probe_path(const char *path, image_probe *p);
 
+/* The same for the store in the window [offset, offset + length) of the
+ * file (length 0: what the header there says); both 0 is the whole file. */
+int image_probe_at(const char *path, uint64_t offset, uint64_t length,
+                   image_probe *p);
+
 /* "embedkvfs: PATH: message" for an open error of image path, with the
  * probe's precise reason for a header or geometry error. */
 void print_image_error(const char *path, int err);
+void print_image_error_at(const char *path, uint64_t offset, uint64_t length,
+                          int err);
 
 #endif

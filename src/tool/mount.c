@@ -22,6 +22,7 @@
 
 #include "commands.h"
 #include "mount.h"
+#include "window.h"
 
 struct ekvfs fs = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
@@ -52,6 +53,7 @@ struct mount_opts {
     char *paths[EKV_MAX_REPLICAS + 1]; /* images, then the mount point */
     unsigned npaths;
     int too_many;
+    int bad_window; /* offset= or length= did not parse (said why) */
 };
 
 enum {
@@ -66,6 +68,8 @@ enum {
     KEY_FSNAME,
     KEY_SUBTYPE,
     KEY_SHARED,
+    KEY_OFFSET,
+    KEY_LENGTH,
 };
 
 #define MOPT(t, field, v) {t, offsetof(struct mount_opts, field), v}
@@ -90,6 +94,8 @@ static const struct fuse_opt mount_opt_spec[] = {
     FUSE_OPT_KEY("negative_timeout=", KEY_TIMEOUT),
     FUSE_OPT_KEY("fsname=", KEY_FSNAME),
     FUSE_OPT_KEY("subtype=", KEY_SUBTYPE),
+    FUSE_OPT_KEY("offset=", KEY_OFFSET),
+    FUSE_OPT_KEY("length=", KEY_LENGTH),
     FUSE_OPT_KEY("allow_other", KEY_SHARED),
     FUSE_OPT_KEY("allow_root", KEY_SHARED),
     FUSE_OPT_KEY("-d", KEY_DEBUG),
@@ -150,6 +156,13 @@ static int mount_opt_proc(void *data, const char *arg, int key,
     case KEY_SHARED:
         o->shared = 1;
         return 1;
+    case KEY_OFFSET:
+    case KEY_LENGTH:
+        /* The partition window (window.h): ours, never libfuse's. */
+        if (window_set("mount", key == KEY_OFFSET ? "offset" : "length",
+                       strchr(arg, '=') + 1) != 0)
+            o->bad_window = 1;
+        return 0;
     default:
         return 1; /* a FUSE or mount option: libfuse judges it */
     }
@@ -173,6 +186,9 @@ static void usage(FILE *f)
             "  -o degraded        serve even if some replicas are unusable\n"
             "  -o nosync          no fdatasync: faster, not crash-safe\n"
             "  -o xattr           read-only attributes user.embedkv.*\n"
+            "  -o offset=N,length=N  the store is bytes [N, N+length) of\n"
+            "                     each image (length: from its header);\n"
+            "                     N:N:... gives one value per image\n"
             "  -o OPT             other FUSE options (allow_other, ...)\n"
             "\n"
             "See embedkvfs(1).\n",
@@ -272,6 +288,10 @@ int cmd_mount(int argc, char **argv)
     memset(&o, 0, sizeof(o));
     if (fuse_opt_parse(&args, &o, mount_opt_spec, mount_opt_proc) != 0) {
         usage(stderr);
+        fuse_opt_free_args(&args);
+        return EXIT_USAGE;
+    }
+    if (o.bad_window) {
         fuse_opt_free_args(&args);
         return EXIT_USAGE;
     }
