@@ -101,18 +101,18 @@ int cmd_export(int argc, char **argv)
     key_item *items = NULL;
     size_t nk = 0;
     int rc = EXIT_OK;
-    json_t *root = json_object(), *keys = json_array();
     err = keys_collect(im.store, &items, &nk);
-    if (err || !root || !keys) {
+    if (err) {
         print_error("export", err ? err : EKV_ENOMEM);
         rc = exit_code_for(err ? err : EKV_ENOMEM);
         goto out;
     }
     ekv_stats st;
     ekv_stats_get(im.store, &st);
-    json_object_set_new(root, "format", json_string("embedkv-export-1"));
-    json_object_set_new(root, "block_size", json_integer(st.block_size));
-    json_object_set_new(root, "block_count", json_integer(st.block_count));
+    /* One entry per line; jansson writes each entry (the escapes). */
+    printf("{\"format\": \"embedkv-export-1\", \"block_size\": %u, "
+           "\"block_count\": %u,\n \"keys\": [",
+           st.block_size, st.block_count);
     for (size_t i = 0; i < nk; i++) {
         uint8_t *val = NULL;
         size_t len = 0;
@@ -127,25 +127,24 @@ int cmd_export(int argc, char **argv)
             goto out;
         }
         json_t *e = json_object();
+        char *text = NULL;
         if (!e || set_bytes(e, "key", items[i].key, items[i].len) ||
-            set_bytes(e, "value", val, len) || json_array_append_new(keys, e)) {
+            set_bytes(e, "value", val, len) ||
+            !(text = json_dumps(e, JSON_COMPACT | JSON_PRESERVE_ORDER))) {
+            json_decref(e);
             free(val);
             print_error("export", EKV_ENOMEM);
             rc = EXIT_ERR;
             goto out;
         }
+        printf("%s\n  %s", i ? "," : "", text);
+        free(text);
+        json_decref(e);
         free(val);
     }
-    json_object_set(root, "keys", keys);
-    if (json_dumpf(root, stdout, JSON_INDENT(1) | JSON_PRESERVE_ORDER) != 0) {
-        rc = finish_stdout("export");
-        goto out;
-    }
-    fputc('\n', stdout);
+    printf("%s]}\n", nk ? "\n " : "");
     rc = finish_stdout("export");
 out:
-    json_decref(keys);
-    json_decref(root);
     keys_free(items, nk);
     images_close(&im);
     return rc;

@@ -64,6 +64,8 @@ static int read_value(ekv_store *s, const key_item *it, uint8_t **out,
     }
 }
 
+static int diff_differ; /* set when the stores differ */
+
 struct diffout {
     int json;
     unsigned count[3];
@@ -90,7 +92,16 @@ static void report(struct diffout *d, int kind, const key_item *it)
     d->count[kind]++;
 }
 
+static int diff_main(int argc, char **argv);
+
+/* diff(1) codes: 1 means "different", so no error may exit 1. */
 int cmd_diff(int argc, char **argv)
+{
+    int rc = diff_main(argc, argv);
+    return rc == EXIT_ERR && diff_differ == 0 ? EXIT_USAGE : rc;
+}
+
+static int diff_main(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"json", no_argument, NULL, 'j'},
@@ -199,7 +210,7 @@ int cmd_diff(int argc, char **argv)
     }
     rc = finish_stdout("diff");
     if (!rc)
-        rc = d.count[0] + d.count[1] + d.count[2] ? 1 : 0;
+        rc = (diff_differ = d.count[0] + d.count[1] + d.count[2] != 0);
 out:
     for (int k = 0; k < 3; k++) {
         if (d.lists[k])
