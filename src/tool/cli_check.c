@@ -39,6 +39,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "progress.h"
 #include "window.h"
 #include "commands.h"
 #include "names.h"
@@ -660,7 +661,11 @@ int cmd_repair(int argc, char **argv)
         ekv_replica_report_get(im.store, (unsigned)i, &before[i]);
 
     uint32_t copied = 0;
+    progress_begin("repair: blocks written", 0);
+    progress_hook(im.devs, im.n);
     err = ekv_repair(im.store, &copied);
+    progress_unhook();
+    progress_end();
 
     int rc = EXIT_OK, left = 0;
     uint32_t active = 0;

@@ -1,9 +1,8 @@
 /*
  * cli_diff.c - embedkvfs diff A B: compare the keys and values of two
  * stores. Each side is one image or a replica set written as the images
- * joined by commas ("a0.img,a1.img"); --offset/--length apply to the
- * images of each side in order (the first image of A and of B get the
- * first value). Exit codes as diff(1): 0 equal, 1 different, 2 and up
+ * joined by commas ("a0.img,a1.img"); --offset/--length give one value
+ * for all images, or one per image: those of A, then those of B. Exit codes as diff(1): 0 equal, 1 different, 2 and up
  * trouble.
  */
 #define _GNU_SOURCE
@@ -15,6 +14,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "names.h"
+#include "window.h"
 
 static const char diff_help[] =
     "usage: embedkvfs diff [--json] A B\n"
@@ -26,7 +26,8 @@ static const char diff_help[] =
     "  ~ NAME   in both, with different values\n"
     "  --json   {\"only_a\": [..], \"only_b\": [..], \"differ\": [..]}, each\n"
     "           entry {\"name\": NAME, \"key_hex\": HEX}\n"
-    "  --offset N, --length N   windows, applied to each side's images\n"
+    "  --offset N, --length N   windows: one value for every image, or\n"
+    "           N:N:... one per image, A's images then B's\n"
     "Never writes. Exit: 0 same keys and values, 1 different, 2 usage,\n"
     "4 not an image or corrupt, 5 I/O error, missing or locked image.\n";
 
@@ -128,9 +129,11 @@ static int diff_main(int argc, char **argv)
                            "each side is 1..%u images joined by commas",
                            EKV_MAX_REPLICAS);
     images a, b;
+    window_group(0, na + nb);
     int err = images_open(&a, pa, na, IMG_RDONLY | IMG_DEGRADED);
     if (err)
         return exit_code_for_open(err);
+    window_group(na, na + nb);
     err = images_open(&b, pb, nb, IMG_RDONLY | IMG_DEGRADED);
     if (err) {
         images_close(&a);

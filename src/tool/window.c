@@ -8,6 +8,13 @@
 
 static uint64_t offsets[EKV_MAX_REPLICAS], lengths[EKV_MAX_REPLICAS];
 static unsigned noff, nlen;
+static unsigned gbase, gtotal; /* window_group */
+
+void window_group(unsigned base, unsigned total)
+{
+    gbase = base;
+    gtotal = total;
+}
 
 static int parse_list(const char *cmd, const char *what, const char *list,
                       uint64_t *vals, unsigned *n)
@@ -91,6 +98,7 @@ int window_take_args(const char *cmd, int *argc, char **argv)
 img_window window_for(unsigned i)
 {
     img_window w = {0, 0, 0};
+    i += gbase;
     if (noff) {
         w.offset = offsets[noff == 1 ? 0 : (i < noff ? i : noff - 1)];
         w.set = 1;
@@ -109,6 +117,8 @@ int window_given(void)
 
 int window_check_count(const char *cmd, unsigned n)
 {
+    if (gtotal)
+        n = gtotal;
     if ((noff > 1 && noff != n) || (nlen > 1 && nlen != n)) {
         fprintf(stderr,
                 "%s%s%s: %u images but %u offsets and %u lengths: give one "

@@ -36,6 +36,10 @@ int window_set(const char *cmd, const char *what, const char *list);
 /* The window of image i (an all-zero window when none was given). */
 img_window window_for(unsigned i);
 
+/* For commands that open several stores (diff): the next images_open
+ * takes the values from index base on, of total values in all. */
+void window_group(unsigned base, unsigned total);
+
 /* Whether any window was given. */
 int window_given(void);
 

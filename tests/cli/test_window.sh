@@ -122,6 +122,15 @@ printf '{"keys": [{"key": "a", "value": "1"}, {"key": "b", "value": "2"}]}' >doc
 ekv import --offset 64K -f doc.json d.bin
 expect_rc 0 "import in the window"
 outside_ok "import"
+ekv export --offset 64K d.bin
+expect_json '(.keys | length) == 2 and .block_count == 128' "export of a window"
+cp out w.json
+ekv format --from w.json w.img
+ekv diff --offset 64K:0 d.bin w.img
+expect_rc 0 "diff of a window against a plain image (one value per image)"
+ekv extract --offset 64K d.bin wdir
+expect_rc 0 "extract from a window"
+[ "$(cat wdir/b)" = 2 ] || fail "extract wrote the window's keys"; pass
 
 if [ ! -e /dev/fuse ] || ! command -v fusermount3 >/dev/null; then
     [ "${CI:-}" = true ] && fail "CI needs /dev/fuse and fusermount3"
