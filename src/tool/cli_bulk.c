@@ -400,18 +400,20 @@ static int write_file_atomic(const char *dir, const char *name,
                              const uint8_t *b, size_t n)
 {
     char *tmp = NULL, *path = NULL;
-    int rc = -ENOMEM;
-    if (asprintf(&tmp, "%s/.%s.extract-tmp", dir, name) < 0)
+    int rc = -ENOMEM, fd = -1;
+    /* A short temporary name: the key's own name may be 255 bytes. */
+    if (asprintf(&tmp, "%s/.embedkvfs-extract.XXXXXX", dir) < 0)
         tmp = NULL;
     if (asprintf(&path, "%s/%s", dir, name) < 0)
         path = NULL;
     if (!tmp || !path)
         goto out;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    fd = mkostemp(tmp, O_CLOEXEC);
     if (fd < 0) {
         rc = -errno;
         goto out;
     }
+    (void)fchmod(fd, 0644);
     size_t done = 0;
     while (done < n) {
         ssize_t w = write(fd, b + done, n - done);

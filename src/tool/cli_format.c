@@ -224,6 +224,9 @@ int cmd_format(int argc, char **argv)
     if (keep && have_erase)
         return usage_error("format", EXIT_USAGE,
                            "--keep-data erases nothing: drop --erase-byte");
+    if (keep && from)
+        return usage_error("format", EXIT_USAGE,
+                           "--from builds a new store: drop --keep-data");
 
     const int win = window_given();
     if (win && window_check_count("format", (unsigned)n))
@@ -278,6 +281,31 @@ static int window_fill(const char *path, uint64_t off, uint64_t len)
     }
     close(fd);
     return fill < 0 ? -1 : fill;
+}
+
+/* Whether more blocks of the store in the window are erased with 0xFF
+ * than with 0x00. */
+static int window_mostly_ff(const char *path, uint64_t off, uint64_t bs,
+                            uint64_t blocks)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    static uint8_t blk[EKV_MAX_BLOCK_SIZE];
+    uint64_t ff = 0, zero = 0;
+    for (uint64_t b = 1; b < blocks; b++) {
+        if (pread(fd, blk, bs, (off_t)(off + b * bs)) != (ssize_t)bs)
+            break;
+        uint64_t i = 1;
+        while (i < bs && blk[i] == blk[0])
+            i++;
+        if (i == bs && blk[0] == 0xff)
+            ff++;
+        else if (i == bs && blk[0] == 0x00)
+            zero++;
+    }
+    close(fd);
+    return ff > zero;
 }
 
 /* Fill the freshly formatted store on devs with the keys of doc, in
@@ -435,8 +463,12 @@ static int format_images(char **paths, int n, uint64_t bs, uint64_t blocks,
                     PROG, paths[i], w[i].offset, bs * blocks);
             return EXIT_ERR;
         }
-        /* A window of erased NAND stays erased NAND. */
+        /* A window of erased NAND stays erased NAND, and a store in a
+         * window keeps the erase byte its free blocks hold. */
         if (fill[i] == 0xff && !have_erase && !keep)
+            erase = 0xff;
+        if (fill[i] < 0 && t[i].probe.header_crc_ok && !have_erase && !keep &&
+            window_mostly_ff(paths[i], w[i].offset, bs, blocks))
             erase = 0xff;
     }
     if (from) {

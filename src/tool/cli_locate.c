@@ -2,8 +2,9 @@
  * cli_locate.c - embedkvfs locate: find the embedkv stores inside a flash
  * dump. Every 64-byte-aligned offset is a candidate; one is reported when
  * it holds a v1 storage header whose CRC is right at the block size it
- * names and whose geometry fits in the file. The file is mapped and
- * scanned for the 4-byte magic first, so only candidates pay for a CRC.
+ * names and whose geometry fits in the file. The file is read in large
+ * chunks and scanned for the 4-byte magic first, so only candidates pay
+ * for a CRC.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -12,13 +13,13 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
 #include "commands.h"
 #include "progress.h"
+#include "window.h"
 
 static const char locate_help[] =
     "usage: embedkvfs locate [--json] FILE\n"
@@ -64,6 +65,35 @@ static long count_keys(const char *path, uint64_t off, uint64_t len)
     return n;
 }
 
+/* Print one store found at off. */
+static void report(const char *path, int json, unsigned nth, uint64_t off,
+                   uint32_t bs, uint32_t bc, const ekv_block_info *bi)
+{
+    uint64_t len = (uint64_t)bs * bc;
+    long keys = count_keys(path, off, len);
+    if (json) {
+        printf("%s\n {\"offset\": %" PRIu64 ", \"length\": %" PRIu64
+               ", \"block_size\": %u, \"block_count\": %u, "
+               "\"replica_id\": %u, \"format_seq\": %u, \"keys\": ",
+               nth ? "," : "", off, len, bs, bc, bi->replica_id,
+               bi->format_seq);
+        if (keys < 0)
+            printf("null}");
+        else
+            printf("%ld}", keys);
+        return;
+    }
+    if (!nth)
+        printf("%-12s %-12s %6s %10s %7s %10s %6s\n", "OFFSET", "LENGTH",
+               "BSIZE", "BLOCKS", "REPLICA", "FORMAT_SEQ", "KEYS");
+    printf("0x%010" PRIx64 " %-12" PRIu64 " %6u %10u %7u %10u ", off, len, bs,
+           bc, bi->replica_id, bi->format_seq);
+    if (keys < 0)
+        printf("%6s\n", "?");
+    else
+        printf("%6ld\n", keys);
+}
+
 int cmd_locate(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -82,6 +112,10 @@ int cmd_locate(int argc, char **argv)
     }
     if (argc - optind != 1)
         return usage_error("locate", EXIT_USAGE, "need exactly one FILE");
+    if (window_given())
+        return usage_error("locate", EXIT_USAGE,
+                           "locate scans the whole FILE: --offset and "
+                           "--length do not apply");
     const char *path = argv[optind];
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     struct stat st;
@@ -99,70 +133,78 @@ int cmd_locate(int argc, char **argv)
     }
     uint64_t size = S_ISBLK(st.st_mode) ? (uint64_t)lseek(fd, 0, SEEK_END)
                                         : (uint64_t)st.st_size;
-    const uint8_t *map = NULL;
-    if (size) {
-        void *m = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
-        if (m == MAP_FAILED) {
-            fprintf(stderr, "%s locate: %s: %s\n", PROG, path,
-                    strerror(errno));
-            close(fd);
-            return EXIT_IO;
-        }
-        map = m;
-        (void)madvise(m, size, MADV_SEQUENTIAL);
+    /* Big sequential reads; a candidate's header block is read on its
+     * own (it may cross the end of a chunk). pread, not mmap: a file
+     * that shrinks meanwhile must not kill us. */
+    enum { CHUNK = 8 << 20 };
+    uint8_t *chunk = malloc(CHUNK), *blk = malloc(EKV_MAX_BLOCK_SIZE);
+    if (!chunk || !blk) {
+        free(chunk);
+        free(blk);
+        close(fd);
+        print_error("locate", EKV_ENOMEM);
+        return EXIT_ERR;
     }
-    close(fd);
+    (void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0)
+        (void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
     if (json)
         printf("[");
     unsigned found = 0;
+    int rc = EXIT_OK;
     progress_begin("locate", size);
-    for (uint64_t off = 0; off + 28 <= size; off += ALIGN) {
-        if ((off & 0xfffff) == 0)
-            progress_step(off);
-        const uint8_t *h = map + off;
-        if (h[0] != 0x01 || h[1] != 'E' || h[2] != 'K' || h[3] != 'V')
-            continue;
-        uint32_t bs = le32(h + 8), bc = le32(h + 12);
-        if (bs < EKV_MIN_BLOCK_SIZE || bs > EKV_MAX_BLOCK_SIZE || bc < 1 ||
-            off + (uint64_t)bs * bc > size)
-            continue;
-        ekv_block_info bi;
-        ekv_block_decode(h, bs, &bi);
-        if (!bi.crc_ok || bi.kind != EKV_BLOCK_HEADER ||
-            bi.version_major != EKV_FORMAT_VERSION_MAJOR)
-            continue;
-        uint64_t len = (uint64_t)bs * bc;
-        long keys = count_keys(path, off, len);
-        if (json) {
-            printf("%s\n {\"offset\": %" PRIu64 ", \"length\": %" PRIu64
-                   ", \"block_size\": %u, \"block_count\": %u, "
-                   "\"replica_id\": %u, \"format_seq\": %u, \"keys\": ",
-                   found ? "," : "", off, len, bs, bc, bi.replica_id,
-                   bi.format_seq);
-            if (keys < 0)
-                printf("null}");
-            else
-                printf("%ld}", keys);
-        } else {
-            if (!found)
-                printf("%-12s %-12s %6s %10s %7s %10s %6s\n", "OFFSET",
-                       "LENGTH", "BSIZE", "BLOCKS", "REPLICA", "FORMAT_SEQ",
-                       "KEYS");
-            printf("0x%010" PRIx64 " %-12" PRIu64 " %6u %10u %7u %10u ", off,
-                   len, bs, bc, bi.replica_id, bi.format_seq);
-            if (keys < 0)
-                printf("%6s\n", "?");
-            else
-                printf("%6ld\n", keys);
+    for (uint64_t base = 0; base < size; base += CHUNK) {
+        size_t want = size - base < CHUNK ? (size_t)(size - base) : CHUNK;
+        size_t have = 0;
+        while (have < want) {
+            ssize_t got = pread(fd, chunk + have, want - have,
+                                (off_t)(base + have));
+            if (got < 0 && errno == EINTR)
+                continue;
+            if (got <= 0) {
+                if (got < 0) {
+                    fflush(stdout);
+                    fprintf(stderr, "%s locate: %s: read at %" PRIu64
+                                    ": %s\n",
+                            PROG, path, base + have, strerror(errno));
+                    rc = EXIT_IO;
+                }
+                break;
+            }
+            have += (size_t)got;
         }
-        found++;
+        progress_step(base);
+        for (size_t i = 0; i + 28 <= have; i += ALIGN) {
+            const uint8_t *h = chunk + i;
+            if (h[0] != 0x01 || h[1] != 'E' || h[2] != 'K' || h[3] != 'V')
+                continue;
+            uint64_t off = base + i;
+            uint32_t bs = le32(h + 8), bc = le32(h + 12);
+            if (bs < EKV_MIN_BLOCK_SIZE || bs > EKV_MAX_BLOCK_SIZE ||
+                bc < 1 || off + (uint64_t)bs * bc > size)
+                continue;
+            if (pread(fd, blk, bs, (off_t)off) != (ssize_t)bs)
+                continue;
+            ekv_block_info bi;
+            ekv_block_decode(blk, bs, &bi);
+            if (!bi.crc_ok || bi.kind != EKV_BLOCK_HEADER ||
+                bi.version_major != EKV_FORMAT_VERSION_MAJOR)
+                continue;
+            report(path, json, found++, off, bs, bc, &bi);
+        }
+        if (have < want)
+            break;
     }
     progress_end();
+    free(chunk);
+    free(blk);
+    close(fd);
     if (json)
         printf("%s]\n", found ? "\n" : "");
-    if (map)
-        munmap((void *)map, size);
-    int rc = finish_stdout("locate");
+    int frc = finish_stdout("locate");
+    if (frc)
+        return frc;
     if (rc)
         return rc;
     if (!found && !json)
