@@ -22,6 +22,7 @@
 
 #include "commands.h"
 #include "mount.h"
+#include "numparse.h"
 #include "window.h"
 
 struct ekvfs fs = {
@@ -53,7 +54,7 @@ struct mount_opts {
     char *paths[EKV_MAX_REPLICAS + 1]; /* images, then the mount point */
     unsigned npaths;
     int too_many;
-    int bad_window; /* offset= or length= did not parse (said why) */
+    int bad_window; /* a number did not parse (said why) */
 };
 
 enum {
@@ -70,6 +71,8 @@ enum {
     KEY_SHARED,
     KEY_OFFSET,
     KEY_LENGTH,
+    KEY_UID,
+    KEY_GID,
 };
 
 #define MOPT(t, field, v) {t, offsetof(struct mount_opts, field), v}
@@ -77,10 +80,8 @@ enum {
 static const struct fuse_opt mount_opt_spec[] = {
     /* Ours: consumed here, never passed to libfuse (its own uid=, gid=
      * and umask= would force 0777 & ~umask on every file). */
-    MOPT("uid=%u", uid, 0),
-    MOPT("uid=", set_uid, 1),
-    MOPT("gid=%u", gid, 0),
-    MOPT("gid=", set_gid, 1),
+    FUSE_OPT_KEY("uid=", KEY_UID),
+    FUSE_OPT_KEY("gid=", KEY_GID),
     MOPT("umask=%o", umask, 0),
     MOPT("umask=", set_umask, 1),
     MOPT("degraded", degraded, 1),
@@ -156,6 +157,24 @@ static int mount_opt_proc(void *data, const char *arg, int key,
     case KEY_SHARED:
         o->shared = 1;
         return 1;
+    case KEY_UID:
+    case KEY_GID: {
+        /* Numbers go through the tool's one parser (numparse.h). */
+        uint64_t v = 0;
+        int rc = parse_number(arg + 4, 0xfffffffeu, &v);
+        if (rc) {
+            fprintf(stderr, "%s mount: -o %s: %s\n", PROG, arg,
+                    number_error(rc));
+            o->bad_window = 1;
+        } else if (key == KEY_UID) {
+            o->uid = (unsigned)v;
+            o->set_uid = 1;
+        } else {
+            o->gid = (unsigned)v;
+            o->set_gid = 1;
+        }
+        return 0;
+    }
     case KEY_OFFSET:
     case KEY_LENGTH:
         /* The partition window (window.h): ours, never libfuse's. */

@@ -20,6 +20,7 @@ expect_json '.keys[] | select(.key_base64 == "/wD+") | .value_base64 == "AP8B"' 
 ekv format --size 64K b.img
 ekv import -f a.json b.img
 expect_rc 0 "import"
+[ ! -s err ] || fail "no progress or other output on a stderr that is no terminal"; pass
 ekv diff a.img b.img
 expect_rc 0 "export -> import gives the same keys and values"
 for k in "" 612f62 ff00fe 6b01 c3a9 7a; do
@@ -101,6 +102,8 @@ ekv format --size 1K --from src1 tiny.img
 expect_rc 5 "too little space"
 expect_err_has "need 7 blocks of 256 bytes" "names how many blocks"
 [ ! -e tiny.img ] || fail "no image left behind"; pass
+ekv format --size 16K --keep-data --from src1 keep.img
+expect_rc 2 "--from with --keep-data"
 ekv format --from src1 nosize.img
 expect_rc 2 "no size for a new image"
 expect_err_has "need 7 blocks" "tells how many"

@@ -38,6 +38,14 @@ expect_rc 2 "format in a window needs an existing file"
 [ ! -e new.bin ] || fail "no file is created"; pass
 ekv format --offset 64K --length 1000 d.bin
 expect_rc 2 "a length that is not whole blocks"
+cp d.bin d2.bin
+ekv format --force --offset 64K d2.bin
+expect_rc 0 "re-format of the store in a window (length from its header)"
+ekv dump --json --offset 64K d2.bin
+expect_json '[.blocks[] | select(.type == "free")] | all(.fill == "ff")' \
+    "a store erased with 0xFF keeps its erase byte"
+cmp -s <(head -c 65536 d2.bin) head.bin && cmp -s <(tail -c 65536 d2.bin) tail.bin ||
+    fail "re-format: bytes outside changed"; pass
 
 # --- put, get, ls, rm in the window --------------------------------------
 echo hello | "$EKV" put --offset 64K d.bin greeting 2>err
@@ -99,6 +107,8 @@ expect_out_has "^0x0000010000 +32768 +256 +128 +0 +0 +0$" "offset, length, geome
 ekv locate --json r.bin
 expect_json 'length == 2 and .[0].offset == 16384 and .[1].offset == 32768 and .[1].replica_id == 1 and .[0].keys == 1 and .[0].length == 16384 and .[0].block_size == 256 and .[0].block_count == 64' \
     "locate --json, two replicas"
+ekv locate --offset 64K d.bin
+expect_rc 2 "locate scans the whole file"
 head -c 100000 /dev/urandom >noise.bin
 ekv locate noise.bin
 expect_rc 1 "locate in a file without a store"
@@ -138,13 +148,14 @@ if [ ! -e /dev/fuse ] || ! command -v fusermount3 >/dev/null; then
     done_ok
 fi
 mkdir mnt
-if ! "$EKV" mount -o offset=64K,length=32K d.bin mnt 2>err; then
+if ! "$EKV" mount -o offset=64K,length=0x8000,uid=0x4D2,gid=1K d.bin mnt 2>err; then
     [ "${CI:-}" = true ] && fail "mount in a window"
     if grep -q "fuse" err; then echo "SKIP: cannot mount here: $(cat err)"; done_ok; fi
     fail "mount -o offset=: $(cat err)"
 fi
 trap 'fusermount3 -u "$WORK/mnt" 2>/dev/null; cleanup' EXIT
 [ "$(cat mnt/a)" = 1 ] || fail "the mount serves the window's store"; pass
+[ "$(stat -c %u:%g mnt/a)" = 1234:1024 ] || fail "uid=0x4D2,gid=1K: numbers in mount options"; pass
 echo written >mnt/c || fail "write through the mount"
 head -c 3000 /dev/urandom >mnt/big || fail "a multi-block write"
 rm mnt/b || fail "unlink through the mount"
@@ -158,4 +169,7 @@ big
 c" "the mount's writes are in the window"
 ekv mount -o offset=zz d.bin mnt
 expect_rc 2 "a bad offset= mount option"
+expect_err_has "offset: 'zz'" "names the bad value"
+ekv mount -o uid=-1 d.bin mnt
+expect_rc 2 "a bad uid= mount option"
 done_ok
