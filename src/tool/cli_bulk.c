@@ -49,9 +49,12 @@ static int value_of(ekv_store *s, const uint8_t *key, size_t klen,
 static int set_bytes(json_t *obj, const char *name, const uint8_t *b,
                      size_t n)
 {
-    if (bulk_is_text(b, n))
-        return json_object_set_new(obj, name,
-                                   json_stringn((const char *)b, n));
+    if (bulk_is_text(b, n)) {
+        json_t *str = json_stringn((const char *)b, n);
+        if (str)
+            return json_object_set_new(obj, name, str);
+        /* jansson's idea of UTF-8 is stricter: base64 then. */
+    }
     char *enc = b64_encode(b, n);
     char b64name[32];
     snprintf(b64name, sizeof(b64name), "%s_base64", name);
