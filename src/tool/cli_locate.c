@@ -153,7 +153,7 @@ int cmd_locate(int argc, char **argv)
         printf("[");
     unsigned found = 0;
     int rc = EXIT_OK;
-    progress_begin("locate", size);
+    progress_begin("locate: MiB scanned", size >> 20);
     for (uint64_t base = 0; base < size; base += CHUNK) {
         size_t want = size - base < CHUNK ? (size_t)(size - base) : CHUNK;
         size_t have = 0;
@@ -174,7 +174,7 @@ int cmd_locate(int argc, char **argv)
             }
             have += (size_t)got;
         }
-        progress_step(base);
+        progress_step(base >> 20);
         for (size_t i = 0; i + 28 <= have; i += ALIGN) {
             const uint8_t *h = chunk + i;
             if (h[0] != 0x01 || h[1] != 'E' || h[2] != 'K' || h[3] != 'V')
