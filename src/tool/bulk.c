@@ -1,6 +1,6 @@
-/* bulk.c - loading many keys from a JSON document, a CSV file or a
- * directory; see bulk.h. Everything is validated before anything is
- * returned, so a caller writes nothing for a bad source. */
+/* bulk.c - loading many keys from a JSON document or a directory (the
+ * CSV reader is bulk_csv.c); see bulk.h. Everything is validated before
+ * anything is returned, so a caller writes nothing for a bad source. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
@@ -12,13 +12,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "bulk.h"
+#include "bulk_internal.h"
 #include "common.h"
+#include "codec.h"
 #include "names.h"
 
-static void say(const char *cmd, const char *source, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void say(const char *cmd, const char *source, const char *fmt, ...)
+void bulk_say(const char *cmd, const char *source, const char *fmt, ...)
 {
     va_list ap;
     fprintf(stderr, "%s %s: %s: ", PROG, cmd, source);
@@ -63,98 +62,7 @@ int bulk_is_text(const uint8_t *b, size_t n)
     return 1;
 }
 
-static const char b64chars[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-char *b64_encode(const uint8_t *b, size_t n)
-{
-    char *out = malloc((n + 2) / 3 * 4 + 1), *o = out;
-    if (!out)
-        return NULL;
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)b[i] << 16;
-        if (i + 1 < n)
-            v |= (uint32_t)b[i + 1] << 8;
-        if (i + 2 < n)
-            v |= b[i + 2];
-        *o++ = b64chars[v >> 18 & 63];
-        *o++ = b64chars[v >> 12 & 63];
-        *o++ = i + 1 < n ? b64chars[v >> 6 & 63] : '=';
-        *o++ = i + 2 < n ? b64chars[v & 63] : '=';
-    }
-    *o = 0;
-    return out;
-}
-
-/* Decode padded base64 (whitespace not allowed). -1 if not base64. */
-static int b64_decode(const char *s, size_t n, uint8_t **out, size_t *olen)
-{
-    if (n % 4)
-        return -1;
-    uint8_t *buf = malloc(n / 4 * 3 + 1);
-    size_t k = 0;
-    if (!buf)
-        return -1;
-    for (size_t i = 0; i < n; i += 4) {
-        uint32_t v = 0;
-        int pad = 0;
-        for (int j = 0; j < 4; j++) {
-            char c = s[i + j];
-            const char *p = c ? strchr(b64chars, c) : NULL;
-            if (c == '=' && i + 4 == n && j >= 2) {
-                pad++;
-                v <<= 6;
-                continue;
-            }
-            if (!p || pad) {
-                free(buf);
-                return -1;
-            }
-            v = v << 6 | (uint32_t)(p - b64chars);
-        }
-        buf[k++] = (uint8_t)(v >> 16);
-        if (pad < 2)
-            buf[k++] = (uint8_t)(v >> 8);
-        if (pad < 1)
-            buf[k++] = (uint8_t)v;
-    }
-    *out = buf;
-    *olen = k;
-    return 0;
-}
-
-static int hexv(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-static int hex_decode(const char *s, size_t n, uint8_t **out, size_t *olen)
-{
-    if (n % 2)
-        return -1;
-    uint8_t *buf = malloc(n / 2 + 1);
-    if (!buf)
-        return -1;
-    for (size_t i = 0; i < n; i += 2) {
-        int hi = hexv((unsigned char)s[i]), lo = hexv((unsigned char)s[i + 1]);
-        if (hi < 0 || lo < 0) {
-            free(buf);
-            return -1;
-        }
-        buf[i / 2] = (uint8_t)(hi << 4 | lo);
-    }
-    *out = buf;
-    *olen = n / 2;
-    return 0;
-}
-
-static uint8_t *dup_bytes(const void *p, size_t n)
+uint8_t *bulk_dup(const void *p, size_t n)
 {
     uint8_t *b = malloc(n + 1);
     if (b && n)
@@ -162,7 +70,7 @@ static uint8_t *dup_bytes(const void *p, size_t n)
     return b;
 }
 
-static bulk_item *add_item(bulk_doc *doc)
+bulk_item *bulk_add(bulk_doc *doc)
 {
     if (doc->n == doc->cap) {
         size_t nc = doc->cap ? doc->cap * 2 : 256;
@@ -188,7 +96,7 @@ void bulk_free(bulk_doc *doc)
 }
 
 /* Read a whole file (or stdin for "-"). */
-static int slurp(const char *path, char **out, size_t *len)
+int bulk_slurp(const char *path, char **out, size_t *len)
 {
     int fd = strcmp(path, "-") ? open(path, O_RDONLY | O_CLOEXEC) : 0;
     if (fd < 0)
@@ -244,7 +152,7 @@ static int finish(const char *cmd, const char *source, bulk_doc *doc)
         if (!cmp_item(a, b)) {
             char name[NAME_MAX_BYTES + 1];
             key_to_name(b->key, b->klen, name);
-            say(cmd, source, "key '%s' given twice (%s and %s)", name,
+            bulk_say(cmd, source, "key '%s' given twice (%s and %s)", name,
                 a->where, b->where);
             return EXIT_USAGE;
         }
@@ -277,7 +185,7 @@ static int json_bytes(json_t *e, const char *name, uint8_t **out,
     const char *s = json_string_value(v);
     size_t n = json_string_length(v);
     if (t) {
-        *out = dup_bytes(s, n);
+        *out = bulk_dup(s, n);
         *len = n;
         if (!*out) {
             snprintf(why, cap, "out of memory");
@@ -315,14 +223,14 @@ static int load_json(const char *cmd, const char *source, const char *text,
     json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES |
                                              JSON_ALLOW_NUL, &jerr);
     if (!root) {
-        say(cmd, source, "line %d, column %d: %s", jerr.line, jerr.column,
+        bulk_say(cmd, source, "line %d, column %d: %s", jerr.line, jerr.column,
             jerr.text);
         return EXIT_USAGE;
     }
     char why[160];
     int rc = EXIT_USAGE;
     if (!json_is_object(root)) {
-        say(cmd, source, "not an export document (a JSON object with "
+        bulk_say(cmd, source, "not an export document (a JSON object with "
                          "\"keys\")");
         goto out;
     }
@@ -332,7 +240,7 @@ static int load_json(const char *cmd, const char *source, const char *text,
     {
         if (strcmp(k, "keys") && strcmp(k, "block_size") &&
             strcmp(k, "block_count") && strcmp(k, "format")) {
-            say(cmd, source, "unknown field \"%s\" in the document", k);
+            bulk_say(cmd, source, "unknown field \"%s\" in the document", k);
             goto out;
         }
     }
@@ -340,12 +248,12 @@ static int load_json(const char *cmd, const char *source, const char *text,
                        sizeof(why)) ||
         geometry_field(root, "block_count", &doc->block_count, why,
                        sizeof(why))) {
-        say(cmd, source, "%s", why);
+        bulk_say(cmd, source, "%s", why);
         goto out;
     }
     json_t *keys = json_object_get(root, "keys");
     if (!json_is_array(keys)) {
-        say(cmd, source, "\"keys\" %s", keys ? "is not an array"
+        bulk_say(cmd, source, "\"keys\" %s", keys ? "is not an array"
                                               : "is missing");
         goto out;
     }
@@ -354,27 +262,27 @@ static int load_json(const char *cmd, const char *source, const char *text,
     json_array_foreach(keys, i, e)
     {
         if (!json_is_object(e)) {
-            say(cmd, source, "keys[%zu]: not an object", i);
+            bulk_say(cmd, source, "keys[%zu]: not an object", i);
             goto out;
         }
         json_object_foreach(e, k, v)
         {
             if (strcmp(k, "key") && strcmp(k, "key_base64") &&
                 strcmp(k, "value") && strcmp(k, "value_base64")) {
-                say(cmd, source, "keys[%zu]: unknown field \"%s\"", i, k);
+                bulk_say(cmd, source, "keys[%zu]: unknown field \"%s\"", i, k);
                 goto out;
             }
         }
-        bulk_item *it = add_item(doc);
+        bulk_item *it = bulk_add(doc);
         if (!it) {
-            say(cmd, source, "out of memory");
+            bulk_say(cmd, source, "out of memory");
             rc = EXIT_IO;
             goto out;
         }
         snprintf(it->where, sizeof(it->where), "keys[%zu]", i);
         if (json_bytes(e, "key", &it->key, &it->klen, why, sizeof(why)) ||
             json_bytes(e, "value", &it->val, &it->vlen, why, sizeof(why))) {
-            say(cmd, source, "keys[%zu]: %s", i, why);
+            bulk_say(cmd, source, "keys[%zu]: %s", i, why);
             goto out;
         }
     }
@@ -384,194 +292,13 @@ out:
     return rc;
 }
 
-/* ------------------------------------------------------------------- CSV */
-
-/* Split one CSV record starting at *pp (RFC 4180 quoting); advances *pp
- * and *line. Returns the number of fields (at most max), -1 on a syntax
- * error (why set). Fields point into a malloc'd copy in *store. */
-static int csv_record(const char **pp, const char *end, int *line,
-                      char **fields, size_t *flen, int max, char **store,
-                      char *why, size_t cap)
-{
-    const char *p = *pp;
-    size_t room = (size_t)(end - p) + 1;
-    char *buf = malloc(room), *o = buf;
-    int nf = 0;
-    if (!buf) {
-        snprintf(why, cap, "out of memory");
-        return -1;
-    }
-    *store = buf;
-    for (;;) {
-        if (nf == max) {
-            snprintf(why, cap, "more than %d fields (key,encoding,value); "
-                               "quote a value that holds a comma", max);
-            return -1;
-        }
-        fields[nf] = o;
-        if (p < end && *p == '"') {
-            p++;
-            for (;;) {
-                if (p >= end) {
-                    snprintf(why, cap, "unterminated quoted field");
-                    return -1;
-                }
-                if (*p == '"') {
-                    if (p + 1 < end && p[1] == '"') {
-                        *o++ = '"';
-                        p += 2;
-                        continue;
-                    }
-                    p++;
-                    break;
-                }
-                if (*p == '\n')
-                    (*line)++;
-                *o++ = *p++;
-            }
-            if (p < end && *p != ',' && *p != '\n' && *p != '\r') {
-                snprintf(why, cap, "text after a closing quote");
-                return -1;
-            }
-        } else {
-            while (p < end && *p != ',' && *p != '\n' && *p != '\r') {
-                if (*p == '"') {
-                    snprintf(why, cap, "a quote inside an unquoted field "
-                                       "(quote the whole field)");
-                    return -1;
-                }
-                *o++ = *p++;
-            }
-        }
-        flen[nf] = (size_t)(o - fields[nf]);
-        *o++ = 0;
-        nf++;
-        if (p < end && *p == ',') {
-            p++;
-            continue;
-        }
-        break;
-    }
-    if (p < end && *p == '\r')
-        p++;
-    if (p < end && *p == '\n') {
-        p++;
-        (*line)++;
-    }
-    *pp = p;
-    return nf;
-}
-
-static int load_csv(const char *cmd, const char *source, const char *text,
-                    size_t len, bulk_doc *doc)
-{
-    const char *p = text, *end = text + len;
-    int line = 1, first = 1;
-    char why[200];
-    /* The directory of the CSV file, for encoding "file". */
-    char *dir = strdup(source);
-    char *slash = dir ? strrchr(dir, '/') : NULL;
-    if (slash)
-        slash[1] = 0;
-    else if (dir)
-        dir[0] = 0;
-    while (p < end) {
-        int at = line;
-        char *fields[3], *store = NULL;
-        size_t flen[3];
-        if (*p == '\n' || (*p == '\r' && p + 1 < end && p[1] == '\n')) {
-            p += *p == '\r' ? 2 : 1;
-            line++;
-            continue;
-        }
-        if (*p == '#') {
-            while (p < end && *p != '\n')
-                p++;
-            continue;
-        }
-        int nf = csv_record(&p, end, &line, fields, flen, 3, &store, why,
-                            sizeof(why));
-        if (nf < 0) {
-            say(cmd, source, "line %d: %s", at, why);
-            goto fail_store;
-        }
-        if (first && nf == 3 && !strcmp(fields[0], "key") &&
-            !strcmp(fields[1], "encoding") && !strcmp(fields[2], "value")) {
-            first = 0;
-            free(store);
-            continue;
-        }
-        first = 0;
-        if (nf != 3) {
-            say(cmd, source, "line %d: %d field%s; a row is key,encoding,"
-                             "value", at, nf, nf == 1 ? "" : "s");
-            goto fail_store;
-        }
-        bulk_item *it = add_item(doc);
-        if (!it) {
-            say(cmd, source, "out of memory");
-            free(store);
-            free(dir);
-            return EXIT_IO;
-        }
-        snprintf(it->where, sizeof(it->where), "line %d", at);
-        it->key = dup_bytes(fields[0], flen[0]);
-        it->klen = flen[0];
-        const char *enc = fields[1], *val = fields[2];
-        int bad = 0;
-        if (!strcmp(enc, "string")) {
-            it->val = dup_bytes(val, flen[2]);
-            it->vlen = flen[2];
-        } else if (!strcmp(enc, "hex")) {
-            bad = hex_decode(val, flen[2], &it->val, &it->vlen);
-        } else if (!strcmp(enc, "base64")) {
-            bad = b64_decode(val, flen[2], &it->val, &it->vlen);
-        } else if (!strcmp(enc, "file")) {
-            char *path = NULL;
-            if (val[0] == '/' || !dir ||
-                asprintf(&path, "%s%s", dir, val) < 0)
-                path = strdup(val);
-            char *data = NULL;
-            size_t dlen = 0;
-            int e = path ? slurp(path, &data, &dlen) : -ENOMEM;
-            if (e) {
-                say(cmd, source, "line %d: %s: %s", at, path ? path : val,
-                    strerror(-e));
-                free(path);
-                goto fail_store;
-            }
-            free(path);
-            it->val = (uint8_t *)data;
-            it->vlen = dlen;
-        } else {
-            say(cmd, source, "line %d: unknown encoding '%s' (string, hex, "
-                             "base64 or file)", at, enc);
-            goto fail_store;
-        }
-        if (bad) {
-            say(cmd, source, "line %d: value is not %s", at,
-                !strcmp(enc, "hex") ? "an even number of hex digits"
-                                    : "base64 (RFC 4648, padded)");
-            goto fail_store;
-        }
-        free(store);
-        continue;
-    fail_store:
-        free(store);
-        free(dir);
-        return EXIT_USAGE;
-    }
-    free(dir);
-    return 0;
-}
-
 /* ------------------------------------------------------------- directory */
 
 static int load_dir(const char *cmd, const char *source, bulk_doc *doc)
 {
     DIR *d = opendir(source);
     if (!d) {
-        say(cmd, source, "%s", strerror(errno));
+        bulk_say(cmd, source, "%s", strerror(errno));
         return EXIT_IO;
     }
     struct dirent *de;
@@ -587,13 +314,13 @@ static int load_dir(const char *cmd, const char *source, bulk_doc *doc)
         }
         struct stat st;
         if (stat(path, &st) != 0) {
-            say(cmd, path, "%s", strerror(errno));
+            bulk_say(cmd, path, "%s", strerror(errno));
             free(path);
             rc = EXIT_IO;
             break;
         }
         if (!S_ISREG(st.st_mode)) {
-            say(cmd, path, "%s: a key source directory holds only regular "
+            bulk_say(cmd, path, "%s: a key source directory holds only regular "
                            "files (one per key)",
                 S_ISDIR(st.st_mode) ? "is a subdirectory" : "not a regular "
                                                             "file");
@@ -607,7 +334,7 @@ static int load_dir(const char *cmd, const char *source, bulk_doc *doc)
         enum name_kind kind = key ? name_to_key(nm, key, &klen, &h)
                                   : NAME_INVALID;
         if (kind != NAME_KEY) {
-            say(cmd, path, "%s", kind == NAME_SHORT
+            bulk_say(cmd, path, "%s", kind == NAME_SHORT
                     ? "a shortened name (ends in %#HASH): the key it stands "
                       "for cannot be recovered from it"
                     : "not an escaped key name (as ls prints them: %XX with "
@@ -620,15 +347,15 @@ static int load_dir(const char *cmd, const char *source, bulk_doc *doc)
         }
         char *data = NULL;
         size_t dlen = 0;
-        int e = slurp(path, &data, &dlen);
+        int e = bulk_slurp(path, &data, &dlen);
         if (e) {
-            say(cmd, path, "%s", strerror(-e));
+            bulk_say(cmd, path, "%s", strerror(-e));
             free(key);
             free(path);
             rc = EXIT_IO;
             break;
         }
-        bulk_item *it = add_item(doc);
+        bulk_item *it = bulk_add(doc);
         if (!it) {
             free(key);
             free(data);
@@ -658,9 +385,9 @@ int bulk_load(const char *cmd, const char *source, bulk_doc *doc)
     } else {
         char *text = NULL;
         size_t len = 0;
-        int e = slurp(source, &text, &len);
+        int e = bulk_slurp(source, &text, &len);
         if (e) {
-            say(cmd, strcmp(source, "-") ? source : "standard input", "%s",
+            bulk_say(cmd, strcmp(source, "-") ? source : "standard input", "%s",
                 strerror(-e));
             return EXIT_IO;
         }
@@ -671,7 +398,7 @@ int bulk_load(const char *cmd, const char *source, bulk_doc *doc)
             size_t i = strspn(text, " \t\r\n");
             csv = i < len && text[i] != '{' && text[i] != '[';
         }
-        rc = csv ? load_csv(cmd, name, text, len, doc)
+        rc = csv ? bulk_load_csv(cmd, name, text, len, doc)
                  : load_json(cmd, name, text, len, doc);
         free(text);
         if (!rc)
@@ -692,7 +419,7 @@ int bulk_check_keys(const char *cmd, const char *source, const bulk_doc *doc,
 {
     for (size_t i = 0; i < doc->n; i++)
         if (doc->items[i].klen > EKV_MAX_KEY_SIZE(bs)) {
-            say(cmd, source, "%s: key of %zu bytes is too long for %u-byte "
+            bulk_say(cmd, source, "%s: key of %zu bytes is too long for %u-byte "
                              "blocks (at most %u)",
                 doc->items[i].where, doc->items[i].klen, bs,
                 EKV_MAX_KEY_SIZE(bs));

@@ -47,9 +47,6 @@ uint64_t bulk_blocks(uint32_t bs, size_t klen, size_t vlen);
 int bulk_check_keys(const char *cmd, const char *source, const bulk_doc *doc,
                     uint32_t bs);
 
-/* Base64 of b as a malloc'd NUL-terminated string (NULL: no memory). */
-char *b64_encode(const uint8_t *b, size_t n);
-
 /* Whether b is valid UTF-8 with no NUL byte (a JSON string as is). */
 int bulk_is_text(const uint8_t *b, size_t n);
 

@@ -17,6 +17,7 @@
 
 #include "bulk.h"
 #include "cli.h"
+#include "codec.h"
 #include "commands.h"
 #include "names.h"
 #include "progress.h"
