@@ -386,9 +386,9 @@ int bulk_load(const char *cmd, const char *source, bulk_doc *doc)
         char *text = NULL;
         size_t len = 0;
         int e = bulk_slurp(source, &text, &len);
-        if (e) {
-            bulk_say(cmd, strcmp(source, "-") ? source : "standard input", "%s",
-                strerror(-e));
+        if (e || !text) {
+            bulk_say(cmd, strcmp(source, "-") ? source : "standard input",
+                     "%s", strerror(e ? -e : ENOMEM));
             return EXIT_IO;
         }
         const char *name = strcmp(source, "-") ? source : "standard input";

@@ -20,11 +20,12 @@ static int parse_list(const char *cmd, const char *what, const char *list,
                       uint64_t *vals, unsigned *n)
 {
     char buf[512];
-    if (strlen(list) >= sizeof(buf)) {
+    size_t tlen = strlen(list);
+    if (tlen >= sizeof(buf)) {
         fprintf(stderr, "%s %s: --%s: list too long\n", PROG, cmd, what);
         return -1;
     }
-    strcpy(buf, list);
+    memcpy(buf, list, tlen + 1);
     unsigned k = 0;
     char *p = buf;
     /* An empty item is an error too, so split by hand. */
