@@ -365,18 +365,26 @@ int images_open(images *im, char **paths, unsigned n, unsigned flags)
     if (window_check_count("", n))
         return EKV_EINVAL;
     uint64_t win_off[EKV_MAX_REPLICAS], win_len[EKV_MAX_REPLICAS];
-    for (unsigned i = 0; i < n; i++)
+    uint64_t any_len = 0, cmp_len[EKV_MAX_REPLICAS];
+    for (unsigned i = 0; i < n; i++) {
         resolve_window(paths[i], i, &win_off[i], &win_len[i]);
+        if (win_len[i] && !any_len)
+            any_len = win_len[i];
+    }
+    /* A replica whose header is gone has the length of the others (they
+     * share the geometry): so it does not seem to overlap them. */
+    for (unsigned i = 0; i < n; i++)
+        cmp_len[i] = win_len[i] ? win_len[i] : any_len;
     unsigned da, db;
-    if (find_duplicate(paths, n, win_off, win_len, &da, &db)) {
+    if (find_duplicate(paths, n, win_off, cmp_len, &da, &db)) {
         if (!quiet && window_for(db).set)
             fprintf(stderr,
                     "%s: %s: window [%llu, +%llu) overlaps the window "
                     "[%llu, +%llu) of the same file named before\n",
                     PROG, paths[db], (unsigned long long)win_off[db],
-                    (unsigned long long)win_len[db],
+                    (unsigned long long)cmp_len[db],
                     (unsigned long long)win_off[da],
-                    (unsigned long long)win_len[da]);
+                    (unsigned long long)cmp_len[da]);
         else if (!quiet)
             fprintf(stderr, "%s: %s: same image as %s\n", PROG, paths[db],
                     paths[da]);

@@ -97,6 +97,12 @@ ekv repair --offset 16K:32K r.bin r.bin
 expect_rc 0 "repair in windows"
 ekv check --offset 16K:32K r.bin r.bin
 expect_rc 0 "repaired"
+# The first replica's header destroyed: its window's length is the other's.
+patch r.bin 16384 00000000
+ekv repair --offset 16K:32K r.bin r.bin
+expect_rc 0 "repair of a replica without a header, in a window"
+ekv check --offset 16K:32K r.bin r.bin
+expect_rc 0 "repaired again"
 cmp -s <(head -c 16384 r.bin) r.head || fail "repair: head changed"; pass
 cmp -s <(tail -c 4096 r.bin) r.tail || fail "repair: tail changed"; pass
 
