@@ -28,6 +28,8 @@ for k in "" 612f62 ff00fe 6b01 c3a9 7a; do
 done; pass
 ekv_in a.json import b.img
 expect_rc 0 "import from standard input (unchanged values are not rewritten)"
+ekv ls --json b.img
+expect_json '[.keys[].generation] | all(. == 1)' "unchanged values are not rewritten"
 
 # --- import --replace, bad documents write nothing ------------------------
 echo old | "$EKV" put b.img extra
