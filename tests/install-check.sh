@@ -15,7 +15,8 @@ root=$dest$prefix
 pc=$(dirname "$(find "$root" -name libembedkv.pc | head -n1)")
 [ -n "$pc" ] || { echo "install-check: no libembedkv.pc installed" >&2; exit 1; }
 for f in include/embedkv.h include/embedkv_file.h bin/embedkvfs \
-         share/man/man1/embedkvfs.1 share/man/man3/libembedkv.3; do
+         share/man/man1/embedkvfs.1 share/man/man3/libembedkv.3 \
+         share/bash-completion/completions/embedkvfs; do
     [ -e "$root/$f" ] || { echo "install-check: $f not installed" >&2; exit 1; }
 done
 cat > "$dest/use.c" <<'C'

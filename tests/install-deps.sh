@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs with apt-get everything the project needs on Debian 12, as root.
-#   tests/install-deps.sh          build + demo (compiler, Meson, libfuse3)
+#   tests/install-deps.sh          build + demo (compiler, Meson, libfuse3, jansson)
 #   tests/install-deps.sh --all    also everything the test suite, proof
 #                                  and firmware scripts run (check, jq,
 #                                  make, strace, clang/libFuzzer, valgrind,
@@ -8,7 +8,7 @@
 #                                  benchmark's baseline, ...)
 set -euo pipefail
 
-demo=(gcc meson ninja-build pkg-config libfuse3-dev fuse3 python3 util-linux)
+demo=(gcc meson ninja-build pkg-config libfuse3-dev fuse3 libjansson-dev bash-completion python3 util-linux)
 # Every command a test runs, essential packages included (coreutils:
 # timeout, truncate, du, stat, sha256sum, mkfifo; diffutils: cmp), so the
 # list is complete on a minimal image too.

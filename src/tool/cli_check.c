@@ -40,6 +40,8 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "progress.h"
+#include "window.h"
 #include "commands.h"
 #include "names.h"
 
@@ -499,7 +501,8 @@ int cmd_check(int argc, char **argv)
     for (int i = 0; i < n; i++) {
         replica_result *r = &rr[i];
         r->path = paths[i];
-        image_probe_path(paths[i], &r->probe);
+        img_window w = window_for((unsigned)i);
+        image_probe_at(paths[i], w.offset, w.length, &r->probe);
         r->open_err = im.open_err[i];
         if (im.store) {
             ekv_replica_report_get(im.store, (unsigned)i, &r->rep);
@@ -806,6 +809,8 @@ int cmd_repair(int argc, char **argv)
         ekv_replica_report_get(im.store, (unsigned)i, &before[i]);
 
     uint32_t copied = 0;
+    progress_begin("repair: blocks written", 0);
+    progress_hook(im.devs, im.n);
     err = ekv_repair(im.store, &copied);
     {
         /* The open healed already (the same copies): count them too. */
@@ -813,6 +818,8 @@ int cmd_repair(int argc, char **argv)
         ekv_stats_get(im.store, &hst);
         copied = hst.healed_records;
     }
+    progress_unhook();
+    progress_end();
 
     int rc = EXIT_OK, left = 0;
     uint32_t active = 0;
@@ -842,7 +849,9 @@ int cmd_repair(int argc, char **argv)
             char msg[320];
             image_probe pr;
             int why = im.open_err[i] ? im.open_err[i] : after.status;
-            if (is_content_error(why) && image_probe_path(paths[i], &pr) == why)
+            img_window w = window_for((unsigned)i);
+            if (is_content_error(why) &&
+                image_probe_at(paths[i], w.offset, w.length, &pr) == why)
                 snprintf(msg, sizeof(msg), "%s", pr.reason);
             else
                 snprintf(msg, sizeof(msg), "%s", open_strerror(why));

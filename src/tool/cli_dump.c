@@ -21,6 +21,8 @@
 #include "cli.h"
 #include "commands.h"
 #include "names.h"
+#include "numparse.h"
+#include "window.h"
 
 static const char dump_help[] =
     "usage: embedkvfs dump [--json] [--block-size N] [--wait S] IMAGE\n"
@@ -30,6 +32,8 @@ static const char dump_help[] =
     "  --block-size N   block size to use; needed when block 0 holds no\n"
     "                   valid storage header\n"
     "  --json           one JSON object (see embedkvfs(1))\n"
+    "  --offset N, --length N   dump the window [N, N+length) of the file\n"
+    "                   (length: the header's geometry, else to the end)\n"
     LOCK_WAIT_HELP "Holes of a sparse file are not read (they are zeros).\n"
     "Exit: 0 ok, 2 usage, 4 no header and no --block-size, 5 I/O error,\n"
     "missing or locked file.\n";
@@ -185,10 +189,8 @@ int cmd_dump(int argc, char **argv)
         switch (c) {
         case 'j': json = 1; break;
         case 'b': {
-            char *end;
-            errno = 0;
-            unsigned long v = strtoul(optarg, &end, 10);
-            if (errno || *end || end == optarg || optarg[0] == '-' ||
+            uint64_t v = 0;
+            if (parse_number(optarg, UINT64_MAX, &v) ||
                 v < EKV_MIN_BLOCK_SIZE || v > EKV_MAX_BLOCK_SIZE)
                 return usage_error("dump", EXIT_USAGE,
                                    "--block-size must be %u..%u, not '%s'",
@@ -217,7 +219,15 @@ int cmd_dump(int argc, char **argv)
         return EXIT_IO;
     }
     image_probe pr;
-    image_probe_path(path, &pr);
+    const img_window win = window_for(0);
+    image_probe_at(path, win.offset, win.length, &pr);
+    if (win.set && win.offset >= pr.file_size && pr.file_size) {
+        fprintf(stderr, "%s: %s: window offset %" PRIu64 " is past the end "
+                "of the file (%" PRIu64 " bytes)\n",
+                PROG, path, win.offset, pr.file_size);
+        close(fd);
+        return EXIT_USAGE;
+    }
     if (pr.err && pr.err != EKV_EBADHDR && pr.err != EKV_EDOM &&
         pr.err != EKV_EVERSION) {
         fprintf(stderr, "%s: %s: %s\n", PROG, path, pr.reason);
@@ -249,6 +259,22 @@ int cmd_dump(int argc, char **argv)
         fprintf(stderr,
                 "%s: warning: %s: the storage header says block size %u\n",
                 PROG, path, pr.block_size);
+    /* The bytes dumped: the window, else the whole file. */
+    uint64_t span = pr.file_size - win.offset;
+    if (win.length) {
+        if (win.length > span) {
+            fprintf(stderr, "%s: %s: window [%" PRIu64 ", +%" PRIu64 ") ends "
+                    "past the end of the file (%" PRIu64 " bytes)\n",
+                    PROG, path, win.offset, win.length, pr.file_size);
+            close(fd);
+            return EXIT_USAGE;
+        }
+        span = win.length;
+    } else if (win.set && pr.header_crc_ok &&
+               (uint64_t)pr.block_size * pr.block_count <= span) {
+        span = (uint64_t)pr.block_size * pr.block_count;
+    }
+    pr.file_size = span;
     if (pr.file_size < bs) {
         fprintf(stderr, "%s: %s: file is %" PRIu64 " bytes, shorter than one "
                 "%u-byte block\n",
@@ -290,7 +316,7 @@ int cmd_dump(int argc, char **argv)
         }
         while (done < bs) {
             ssize_t got = pread(fd, blk + done, bs - done,
-                                (off_t)(b * bs + done));
+                                (off_t)(win.offset + b * bs + done));
             if (got < 0 && errno == EINTR)
                 continue;
             if (got <= 0) {

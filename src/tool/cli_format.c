@@ -20,7 +20,11 @@
 
 #include "cli.h"
 #include "commands.h"
+#include "bulk.h"
+#include "names.h"
 #include "numparse.h"
+#include "progress.h"
+#include "window.h"
 
 #define DEFAULT_BLOCK_SIZE 256u
 
@@ -44,7 +48,17 @@ static const char format_help[] =
     "                   area survive and recovery judges them (Go/Rust\n"
     "                   behaviour); by default existing data is erased\n"
     "  --force          overwrite (and resize) an existing embedkv image, a\n"
-    "                   file holding other data, or a block device\n"
+    "                   file holding other data, or a block device (in a\n"
+    "                   window: any data that is not erased)\n"
+    "  --from SOURCE    fill the new store from SOURCE: a directory (one\n"
+    "                   file per key, named as ls prints keys), a JSON\n"
+    "                   document as export writes it, or a CSV file of\n"
+    "                   key,encoding,value rows. Keys are stored in\n"
+    "                   ascending byte order: the same SOURCE gives the\n"
+    "                   same image bytes every time.\n"
+    "  --offset N, --length N   format the window [N, N+length) of an\n"
+    "                   existing file (a dump): nothing outside it is\n"
+    "                   written and the file keeps its size\n"
     "Without --force only new files and blank files (all 0x00, e.g. made by\n"
     "truncate -s, or all 0xFF) are written. FIFOs, sockets, character\n"
     "devices and dangling symbolic links are refused, even with --force.\n"
@@ -207,16 +221,21 @@ static int inspect(target *t, const char *path)
     t->size = t->probe.file_size;
     t->blank = !t->blockdev &&
                (t->size == 0 || file_is_blank(path, t->size, &t->blank_byte));
-    if (locked_by_other(path)) {
+    if (!window_given() && locked_by_other(path)) {
         print_error(path, EKV_EBUSY);
         return EXIT_IO;
     }
     return 0;
 }
 
+static int format_images(char **paths, int n, uint64_t bs, uint64_t blocks,
+                         int have_blocks, int have_size, uint64_t size,
+                         int have_erase, uint8_t erase, int keep, int force,
+                         const char *from, const bulk_doc *doc);
+
 int cmd_format(int argc, char **argv)
 {
-    enum { O_BS = 1, O_BLOCKS, O_SIZE, O_ERASE, O_KEEP, O_FORCE };
+    enum { O_BS = 1, O_BLOCKS, O_SIZE, O_ERASE, O_KEEP, O_FORCE, O_FROM };
     static const struct option opts[] = {
         {"block-size", required_argument, NULL, O_BS},
         {"blocks", required_argument, NULL, O_BLOCKS},
@@ -224,12 +243,14 @@ int cmd_format(int argc, char **argv)
         {"erase-byte", required_argument, NULL, O_ERASE},
         {"keep-data", no_argument, NULL, O_KEEP},
         {"force", no_argument, NULL, O_FORCE},
+        {"from", required_argument, NULL, O_FROM},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     uint64_t bs = 0, blocks = 0, size = 0;
     int have_blocks = 0, have_size = 0, have_erase = 0, keep = 0, force = 0;
     uint8_t erase = 0x00;
+    const char *from = NULL;
     int c;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -267,6 +288,7 @@ int cmd_format(int argc, char **argv)
             break;
         case O_KEEP: keep = 1; break;
         case O_FORCE: force = 1; break;
+        case O_FROM: from = optarg; break;
         case 'h': fputs(format_help, stdout); return EXIT_OK;
         default: return bad_option("format", EXIT_USAGE, argv, optopt);
         }
@@ -284,19 +306,172 @@ int cmd_format(int argc, char **argv)
     if (keep && have_erase)
         return usage_error("format", EXIT_USAGE,
                            "--keep-data erases nothing: drop --erase-byte");
+    if (keep && from)
+        return usage_error("format", EXIT_USAGE,
+                           "--from builds a new store: drop --keep-data");
 
+    const int win = window_given();
+    if (win && window_check_count("format", (unsigned)n))
+        return EXIT_USAGE;
+    static bulk_doc doc;
+    if (from) {
+        int rc = bulk_load("format", from, &doc);
+        if (rc)
+            return rc;
+        if (!bs && doc.block_size) {
+            if (doc.block_size < EKV_MIN_BLOCK_SIZE ||
+                doc.block_size > EKV_MAX_BLOCK_SIZE) {
+                fprintf(stderr, "%s format: %s: block_size %u is not "
+                                "supported\n", PROG, from, doc.block_size);
+                bulk_free(&doc);
+                return EXIT_USAGE;
+            }
+            bs = doc.block_size;
+        }
+        if (!have_blocks && !have_size && doc.block_count >= 2 && !win)
+            blocks = doc.block_count;
+    }
+    int rc = format_images(paths, n, bs, blocks, have_blocks, have_size,
+                           size, have_erase, erase, keep, force, from, &doc);
+    bulk_free(&doc);
+    return rc;
+}
+
+/* Whether the window [off, off+len) of path is all 0x00 (returns 0x00),
+ * all 0xFF (0xff), or anything else (-1; also on a read error). */
+static int window_fill(const char *path, uint64_t off, uint64_t len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    static uint8_t buf[1 << 16];
+    int fill = -2;
+    while (len && fill != -1) {
+        size_t want = len < sizeof(buf) ? (size_t)len : sizeof(buf);
+        ssize_t got = pread(fd, buf, want, (off_t)off);
+        if (got <= 0) {
+            fill = -1;
+            break;
+        }
+        if (fill == -2)
+            fill = buf[0] == 0x00 ? 0x00 : buf[0] == 0xff ? 0xff : -1;
+        for (ssize_t i = 0; i < got && fill >= 0; i++)
+            if (buf[i] != (uint8_t)fill)
+                fill = -1;
+        off += (uint64_t)got;
+        len -= (uint64_t)got;
+    }
+    close(fd);
+    return fill < 0 ? -1 : fill;
+}
+
+/* Whether more blocks of the store in the window are erased with 0xFF
+ * than with 0x00. */
+static int window_mostly_ff(const char *path, uint64_t off, uint64_t bs,
+                            uint64_t blocks)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    static uint8_t blk[EKV_MAX_BLOCK_SIZE];
+    uint64_t ff = 0, zero = 0;
+    for (uint64_t b = 1; b < blocks; b++) {
+        if (pread(fd, blk, bs, (off_t)(off + b * bs)) != (ssize_t)bs)
+            break;
+        uint64_t i = 1;
+        while (i < bs && blk[i] == blk[0])
+            i++;
+        if (i == bs && blk[0] == 0xff)
+            ff++;
+        else if (i == bs && blk[0] == 0x00)
+            zero++;
+    }
+    close(fd);
+    return ff > zero;
+}
+
+/* Fill the freshly formatted store on devs with the keys of doc, in
+ * ascending key order. */
+static int fill_store(ekv_device **devs, int n, uint8_t erase,
+                      const bulk_doc *doc, char **paths)
+{
+    ekv_store *s = NULL;
+    ekv_options o = {0};
+    o.erase_byte = erase;
+    int err = ekv_open(&s, devs, (unsigned)n, &o);
+    if (err) {
+        print_error(paths[0], err);
+        return err;
+    }
+    progress_begin("format", doc->n);
+    for (size_t i = 0; i < doc->n && !err; i++) {
+        const bulk_item *it = &doc->items[i];
+        err = ekv_put(s, it->key, it->klen, it->val, it->vlen);
+        if (err) {
+            char name[NAME_MAX_BYTES + 1];
+            key_to_name(it->key, it->klen, name);
+            fprintf(stderr, "%s format: %s (%s): %s\n", PROG, name,
+                    it->where, ekv_strerror(err));
+        }
+        progress_step(i + 1);
+    }
+    progress_end();
+    ekv_close(s);
+    /* The devices were opened without syncs: make it all durable now. */
+    for (int i = 0; i < n && !err; i++) {
+        int fd = open(paths[i], O_RDONLY | O_CLOEXEC);
+        if (fd < 0 || fsync(fd) != 0) {
+            err = -errno;
+            fprintf(stderr, "%s format: %s: %s\n", PROG, paths[i],
+                    strerror(errno));
+        }
+        if (fd >= 0)
+            close(fd);
+    }
+    return err;
+}
+
+static int format_images(char **paths, int n, uint64_t bs, uint64_t blocks,
+                         int have_blocks, int have_size, uint64_t size,
+                         int have_erase, uint8_t erase, int keep, int force,
+                         const char *from, const bulk_doc *doc)
+{
+    const int win = window_given();
+    img_window w[EKV_MAX_REPLICAS];
+    int fill[EKV_MAX_REPLICAS];
     static target t[EKV_MAX_REPLICAS]; /* big: keep it off the stack */
     for (int i = 0; i < n; i++) {
         int rc = inspect(&t[i], paths[i]);
         if (rc)
             return rc;
+        w[i] = window_for((unsigned)i);
+        fill[i] = -1;
+        if (win) {
+            if (!t[i].exists)
+                return usage_error("format", EXIT_USAGE,
+                                   "%s: with --offset/--length the file must "
+                                   "exist (format never creates or resizes "
+                                   "a dump)", paths[i]);
+            image_probe_at(paths[i], w[i].offset, w[i].length, &t[i].probe);
+            t[i].size = t[i].probe.file_size;
+            if (w[i].offset >= t[i].size)
+                return usage_error("format", EXIT_USAGE,
+                                   "%s: --offset %" PRIu64 " is past the end "
+                                   "of the file (%" PRIu64 " bytes)",
+                                   paths[i], w[i].offset, t[i].size);
+        }
         for (int j = 0; j < i; j++)
             if ((t[i].exists && t[j].exists && t[j].dev == t[i].dev &&
-                 t[j].ino == t[i].ino) ||
+                 t[j].ino == t[i].ino &&
+                 (!win || windows_overlap(w[i].offset, w[i].length,
+                                          w[j].offset, w[j].length))) ||
                 (t[i].canon[0] && !strcmp(t[i].canon, t[j].canon)))
                 return usage_error("format", EXIT_USAGE,
-                                   "%s and %s are the same image", paths[j],
-                                   paths[i]);
+                                   win ? "%s and %s: the windows overlap "
+                                         "(give each replica its own "
+                                         "--length, or windows apart)"
+                                       : "%s and %s are the same image",
+                                   paths[j], paths[i]);
     }
     /* Re-formatting keeps the block size unless told otherwise. */
     if (!bs)
@@ -320,9 +495,100 @@ int cmd_format(int argc, char **argv)
                                " blocks; 2..4294967295 needed",
                                size, blocks);
     }
+    for (int i = 0; win && i < n; i++) {
+        uint64_t wb = 0;
+        if (w[i].length) {
+            if (w[i].length % bs)
+                return usage_error("format", EXIT_USAGE,
+                                   "--length %" PRIu64 " is not a whole "
+                                   "number of %" PRIu64 "-byte blocks",
+                                   w[i].length, bs);
+            wb = w[i].length / bs;
+        } else if (t[i].probe.header_crc_ok &&
+                   t[i].probe.block_size == bs) {
+            wb = t[i].probe.block_count;
+        }
+        if (blocks && wb && wb != blocks && (have_blocks || have_size))
+            return usage_error("format", EXIT_USAGE,
+                               "%s: the window holds %" PRIu64 " blocks but "
+                               "%" PRIu64 " were asked for",
+                               paths[i], wb, blocks);
+        if (!blocks)
+            blocks = wb;
+    }
+    if (win && !blocks)
+        return usage_error("format", EXIT_USAGE,
+                           "give the window's --length (or --blocks/--size)");
+    if (win && (blocks < 2 || blocks > 0xffffffffu))
+        return usage_error("format", EXIT_USAGE,
+                           "the window must hold 2..4294967295 blocks");
+    for (int i = 0; win && i < n; i++) {
+        if (w[i].offset + bs * blocks > t[i].size)
+            return usage_error("format", EXIT_USAGE,
+                               "%s: window [%" PRIu64 ", +%" PRIu64 ") ends "
+                               "past the end of the file (%" PRIu64
+                               " bytes); format never resizes a dump",
+                               paths[i], w[i].offset, bs * blocks, t[i].size);
+        for (int j = 0; j < i; j++)
+            if (t[j].dev == t[i].dev && t[j].ino == t[i].ino &&
+                windows_overlap(w[i].offset, bs * blocks, w[j].offset,
+                                bs * blocks))
+                return usage_error("format", EXIT_USAGE,
+                                   "%s and %s: the windows overlap",
+                                   paths[j], paths[i]);
+        fill[i] = window_fill(paths[i], w[i].offset, bs * blocks);
+        if (fill[i] < 0 && !t[i].probe.header_crc_ok && !force) {
+            fprintf(stderr,
+                    "%s format: %s: the window [%" PRIu64 ", +%" PRIu64
+                    ") holds data (neither erased nor an embedkv store); "
+                    "use --force to overwrite it\n",
+                    PROG, paths[i], w[i].offset, bs * blocks);
+            return EXIT_ERR;
+        }
+        /* A window of erased NAND stays erased NAND, and a store in a
+         * window keeps the erase byte its free blocks hold. */
+        if (fill[i] == 0xff && !have_erase && !keep)
+            erase = 0xff;
+        if (fill[i] < 0 && t[i].probe.header_crc_ok && !have_erase && !keep &&
+            window_mostly_ff(paths[i], w[i].offset, bs, blocks))
+            erase = 0xff;
+    }
+    if (from) {
+        int rc = bulk_check_keys("format", from, doc, (uint32_t)bs);
+        if (rc)
+            return rc;
+        uint64_t need = 1;
+        for (size_t i = 0; i < doc->n; i++)
+            need += bulk_blocks((uint32_t)bs, doc->items[i].klen,
+                                doc->items[i].vlen);
+        int sized = blocks != 0;
+        for (int i = 0; !sized && i < n; i++)
+            sized = t[i].exists && t[i].size;
+        if (!sized) {
+            fprintf(stderr,
+                    "%s format: %s: give --blocks or --size: the %zu keys "
+                    "need %" PRIu64 " blocks of %" PRIu64 " bytes (header "
+                    "included), more to have room for updates\n",
+                    PROG, paths[0], doc->n, need, bs);
+            return EXIT_USAGE;
+        }
+        uint64_t have = blocks;
+        if (!have)
+            for (int i = 0; i < n && !have; i++)
+                if (t[i].exists && t[i].size % bs == 0)
+                    have = t[i].size / bs;
+        if (need > have) {
+            fprintf(stderr,
+                    "%s format: %s: no space: the %zu keys of %s need %"
+                    PRIu64 " blocks of %" PRIu64 " bytes (header included), "
+                    "the image has %" PRIu64 "; nothing written\n",
+                    PROG, paths[0], doc->n, from, need, bs, have);
+            return EXIT_IO;
+        }
+    }
     if (!blocks) {
         /* Take the size of the existing images. */
-        const char *from = NULL;
+        const char *sized_by = NULL;
         for (int i = 0; i < n; i++) {
             if (!t[i].exists || !t[i].size)
                 continue;
@@ -339,11 +605,11 @@ int cmd_format(int argc, char **argv)
                 fprintf(stderr,
                         "%s format: %s and %s differ in size; give --blocks "
                         "or --size\n",
-                        PROG, from, paths[i]);
+                        PROG, sized_by, paths[i]);
                 return EXIT_USAGE;
             }
             blocks = t[i].size / bs;
-            from = paths[i];
+            sized_by = paths[i];
         }
         if (!blocks)
             return usage_error("format", EXIT_USAGE,
@@ -387,11 +653,19 @@ int cmd_format(int argc, char **argv)
     /* All checked: now write. The devices lock their files. */
     ekv_device *devs[EKV_MAX_REPLICAS] = {0};
     int rc = EXIT_OK, err = 0, i;
+    int created[EKV_MAX_REPLICAS] = {0};
     for (i = 0; i < n; i++) {
-        err = ekv_file_open(&devs[i], paths[i], EKV_FILE_CREATE, (uint32_t)bs,
-                            (uint32_t)blocks);
+        ekv_file_options fo = {0};
+        fo.flags = (win ? 0 : EKV_FILE_CREATE) |
+                   (from ? EKV_FILE_NOSYNC : 0);
+        fo.block_size = (uint32_t)bs;
+        fo.block_count = (uint32_t)blocks;
+        fo.offset = w[i].offset;
+        fo.length = win ? bs * blocks : 0;
+        err = ekv_file_open_ex(&devs[i], paths[i], &fo);
+        created[i] = !err && !t[i].exists;
         if (err) {
-            print_image_error(paths[i], err);
+            print_image_error_at(paths[i], w[i].offset, w[i].length, err);
             rc = exit_code_for_open(err);
             goto out;
         }
@@ -410,7 +684,15 @@ int cmd_format(int argc, char **argv)
          * would only fill the holes of a sparse file. */
         if (t[i].exists && t[i].blank && t[i].blank_byte == erase)
             fo.erase_data = 0;
+        if (win && fill[i] == erase)
+            fo.erase_data = 0; /* the window is erased already */
+        if (fo.erase_data) {
+            progress_begin("format", blocks);
+            progress_hook(&devs[i], 1);
+        }
         err = ekv_format(&devs[i], 1, &fo);
+        progress_unhook();
+        progress_end();
         if (err) {
             print_error(paths[i], err);
             rc = exit_code_for(err);
@@ -426,9 +708,26 @@ int cmd_format(int argc, char **argv)
                paths[i], blocks, bs, blocks * bs, i,
                fo.erase_data ? (erase ? ", erased with 0xff" : ", erased")
                              : "");
+        if (win)
+            printf("%s: at offset %" PRIu64 " (0x%" PRIx64 ")\n", paths[i],
+                   w[i].offset, w[i].offset);
+    }
+    if (from) {
+        err = fill_store(devs, n, erase, doc, paths);
+        if (err) {
+            rc = exit_code_for(err);
+            goto out;
+        }
+        printf("%zu keys from %s\n", doc->n, from);
     }
     rc = finish_stdout("format");
 out:
+    if (rc && rc != EXIT_OK)
+        for (i = 0; i < n; i++)
+            if (created[i]) {
+                unlink(paths[i]);
+                fprintf(stderr, "%s format: %s removed\n", PROG, paths[i]);
+            }
     for (i = 0; i < n; i++)
         ekv_device_close(devs[i]);
     return rc;

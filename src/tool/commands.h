@@ -12,5 +12,10 @@ int cmd_rm(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_repair(int argc, char **argv);
 int cmd_dump(int argc, char **argv);
+int cmd_locate(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+int cmd_import(int argc, char **argv);
+int cmd_extract(int argc, char **argv);
+int cmd_diff(int argc, char **argv);
 
 #endif

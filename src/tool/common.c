@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "window.h"
 
 static uint32_t lock_wait_ms = IMAGE_LOCK_WAIT_MS;
 
@@ -208,6 +209,13 @@ static void describe_no_magic(const uint8_t *b, size_t n, char *out,
 
 int image_probe_path(const char *path, image_probe *p)
 {
+    return image_probe_at(path, 0, 0, p);
+}
+
+int image_probe_at(const char *path, uint64_t woff, uint64_t wlen,
+                   image_probe *p)
+{
+    const int windowed = woff || wlen;
     memset(p, 0, sizeof(*p));
     uint8_t *blk = NULL;
     int fd = image_fd_open(path, p->reason, sizeof(p->reason));
@@ -232,10 +240,18 @@ int image_probe_path(const char *path, image_probe *p)
         snprintf(p->reason, sizeof(p->reason), "empty file");
         goto out;
     }
+    if (windowed && woff >= p->file_size) {
+        p->err = EKV_EDOM;
+        snprintf(p->reason, sizeof(p->reason),
+                 "window offset %llu is past the end of the file (%llu "
+                 "bytes)",
+                 (unsigned long long)woff, (unsigned long long)p->file_size);
+        goto out;
+    }
     uint8_t head[64];
-    size_t want = p->file_size < sizeof(head) ? (size_t)p->file_size
-                                               : sizeof(head);
-    ssize_t got = pread(fd, head, want, 0);
+    uint64_t avail = p->file_size - woff;
+    size_t want = avail < sizeof(head) ? (size_t)avail : sizeof(head);
+    ssize_t got = pread(fd, head, want, (off_t)woff);
     if (got < 0) {
         p->err = errno == EIO ? EKV_EIO : -errno;
         snprintf(p->reason, sizeof(p->reason), "cannot read block 0: %s",
@@ -251,6 +267,12 @@ int image_probe_path(const char *path, image_probe *p)
         else
             describe_no_magic(head, (size_t)got, p->reason,
                               sizeof(p->reason));
+        if (windowed) {
+            char r[sizeof(p->reason)];
+            snprintf(r, sizeof(r), "%s", p->reason);
+            snprintf(p->reason, sizeof(p->reason), "at offset %llu: %.150s",
+                     (unsigned long long)woff, r);
+        }
         goto out;
     }
     p->magic = 1;
@@ -264,7 +286,7 @@ int image_probe_path(const char *path, image_probe *p)
                  EKV_MIN_BLOCK_SIZE, EKV_MAX_BLOCK_SIZE);
         goto out;
     }
-    if (p->file_size < bs) {
+    if (avail < bs) {
         p->err = EKV_EDOM;
         snprintf(p->reason, sizeof(p->reason),
                  "file is %llu bytes, shorter than one %u-byte block",
@@ -277,7 +299,7 @@ int image_probe_path(const char *path, image_probe *p)
         snprintf(p->reason, sizeof(p->reason), "out of memory");
         goto out;
     }
-    got = pread(fd, blk, bs, 0);
+    got = pread(fd, blk, bs, (off_t)woff);
     if (got != (ssize_t)bs) {
         p->err = EKV_EIO;
         snprintf(p->reason, sizeof(p->reason), "cannot read block 0: %s",
@@ -309,6 +331,24 @@ int image_probe_path(const char *path, image_probe *p)
         goto out;
     }
     uint64_t expect = (uint64_t)bs * p->block_count;
+    if (windowed) {
+        if (wlen && wlen != expect) {
+            p->err = EKV_EDOM;
+            snprintf(p->reason, sizeof(p->reason),
+                     "window length %llu but the header at offset %llu says "
+                     "%u blocks of %u bytes (%llu bytes)",
+                     (unsigned long long)wlen, (unsigned long long)woff,
+                     p->block_count, bs, (unsigned long long)expect);
+        } else if (woff + expect > p->file_size) {
+            p->err = EKV_EDOM;
+            snprintf(p->reason, sizeof(p->reason),
+                     "the store at offset %llu (%u blocks of %u bytes) ends "
+                     "past the end of the file (%llu bytes)",
+                     (unsigned long long)woff, p->block_count, bs,
+                     (unsigned long long)p->file_size);
+        }
+        goto out;
+    }
     if (p->file_size != expect) {
         p->err = EKV_EDOM;
         snprintf(p->reason, sizeof(p->reason),
@@ -325,11 +365,12 @@ out:
 }
 
 /* The one-phrase message for an error opening image path. */
-static void image_error_text(const char *path, int err, char *out, size_t cap)
+static void image_error_text(const char *path, uint64_t woff, uint64_t wlen,
+                             int err, char *out, size_t cap)
 {
     if (err == EKV_EBADHDR || err == EKV_EDOM || err == EKV_EVERSION) {
         image_probe pr;
-        if (image_probe_path(path, &pr) == err && pr.reason[0]) {
+        if (image_probe_at(path, woff, wlen, &pr) == err && pr.reason[0]) {
             const char *what = err == EKV_EBADHDR ? "not an embedkv image"
                                : err == EKV_EDOM
                                    ? "unsupported or mismatched geometry"
@@ -374,8 +415,14 @@ static void image_error_text(const char *path, int err, char *out, size_t cap)
 
 void print_image_error(const char *path, int err)
 {
+    print_image_error_at(path, 0, 0, err);
+}
+
+void print_image_error_at(const char *path, uint64_t woff, uint64_t wlen,
+                          int err)
+{
     char msg[320];
-    image_error_text(path, err, msg, sizeof(msg));
+    image_error_text(path, woff, wlen, err, msg, sizeof(msg));
     fprintf(stderr, "%s: %s: %s\n", PROG, path, msg);
 }
 
@@ -410,9 +457,28 @@ static int null_read(ekv_device *d, uint32_t b, void *buf)
 }
 static ekv_device null_devs[EKV_MAX_REPLICAS];
 
+/* The window of image i with its length resolved: given, else from the
+ * header at the offset (0 when there is none: the open says why). */
+static void resolve_window(const char *path, unsigned i, uint64_t *off,
+                           uint64_t *len)
+{
+    img_window w = window_for(i);
+    *off = w.offset;
+    *len = w.length;
+    if (!w.set || w.length)
+        return;
+    image_probe pr;
+    image_probe_at(path, w.offset, 0, &pr);
+    if (pr.magic && pr.block_size >= EKV_MIN_BLOCK_SIZE &&
+        pr.block_size <= EKV_MAX_BLOCK_SIZE && pr.block_count)
+        *len = (uint64_t)pr.block_size * pr.block_count;
+}
+
 /* Two names of one file would make one device two replicas (and the
- * second writable open would fail as "locked"). */
-static int find_duplicate(char **paths, unsigned n, unsigned *a, unsigned *b)
+ * second writable open would fail as "locked"), unless they name windows
+ * that do not overlap. */
+static int find_duplicate(char **paths, unsigned n, const uint64_t *off,
+                          const uint64_t *len, unsigned *a, unsigned *b)
 {
     struct stat st[EKV_MAX_REPLICAS];
     int ok[EKV_MAX_REPLICAS];
@@ -420,7 +486,9 @@ static int find_duplicate(char **paths, unsigned n, unsigned *a, unsigned *b)
         ok[i] = stat(paths[i], &st[i]) == 0;
         for (unsigned j = 0; ok[i] && j < i; j++)
             if (ok[j] && st[j].st_dev == st[i].st_dev &&
-                st[j].st_ino == st[i].st_ino) {
+                st[j].st_ino == st[i].st_ino &&
+                (!window_for(i).set ||
+                 windows_overlap(off[i], len[i], off[j], len[j]))) {
                 *a = j;
                 *b = i;
                 return 1;
@@ -439,9 +507,30 @@ int images_open(images *im, char **paths, unsigned n, unsigned flags)
                     EKV_MAX_REPLICAS);
         return EKV_EINVAL;
     }
+    if (window_check_count("", n))
+        return EKV_EINVAL;
+    uint64_t win_off[EKV_MAX_REPLICAS], win_len[EKV_MAX_REPLICAS];
+    uint64_t any_len = 0, cmp_len[EKV_MAX_REPLICAS];
+    for (unsigned i = 0; i < n; i++) {
+        resolve_window(paths[i], i, &win_off[i], &win_len[i]);
+        if (win_len[i] && !any_len)
+            any_len = win_len[i];
+    }
+    /* A replica whose header is gone has the length of the others (they
+     * share the geometry): so it does not seem to overlap them. */
+    for (unsigned i = 0; i < n; i++)
+        cmp_len[i] = win_len[i] ? win_len[i] : any_len;
     unsigned da, db;
-    if (find_duplicate(paths, n, &da, &db)) {
-        if (!quiet)
+    if (find_duplicate(paths, n, win_off, cmp_len, &da, &db)) {
+        if (!quiet && window_for(db).set)
+            fprintf(stderr,
+                    "%s: %s: window [%llu, +%llu) overlaps the window "
+                    "[%llu, +%llu) of the same file named before\n",
+                    PROG, paths[db], (unsigned long long)win_off[db],
+                    (unsigned long long)cmp_len[db],
+                    (unsigned long long)win_off[da],
+                    (unsigned long long)cmp_len[da]);
+        else if (!quiet)
             fprintf(stderr, "%s: %s: same image as %s\n", PROG, paths[db],
                     paths[da]);
         im->open_err[db] = EKV_EINVAL;
@@ -460,7 +549,11 @@ int images_open(images *im, char **paths, unsigned n, unsigned flags)
      * such a header, src/core/replica.c). */
     int maybe_torn[EKV_MAX_REPLICAS] = {0};
     for (unsigned i = 0; i < n; i++) {
-        ekv_file_options fo = {.flags = fflags, .lock_wait_ms = lock_wait_ms};
+        ekv_file_options fo = {0};
+        fo.flags = fflags;
+        fo.lock_wait_ms = lock_wait_ms;
+        fo.offset = win_off[i];
+        fo.length = win_len[i];
         errs[i] = ekv_file_open_ex(&im->devs[i], paths[i], &fo);
         if (!errs[i]) {
             errs[i] = ekv_read_header(im->devs[i], NULL);
@@ -556,22 +649,28 @@ int images_open(images *im, char **paths, unsigned n, unsigned flags)
             continue;
         if (!(flags & IMG_DEGRADED) || !bs) {
             if (!quiet)
-                print_image_error(paths[i], errs[i]);
+                print_image_error_at(paths[i], win_off[i], win_len[i],
+                                     errs[i]);
             int err = errs[i];
             images_close(im);
             return err;
         }
         if (!quiet && !told[i]) {
             char msg[320];
-            image_error_text(paths[i], errs[i], msg, sizeof(msg));
+            image_error_text(paths[i], win_off[i], win_len[i], errs[i], msg,
+                             sizeof(msg));
             fprintf(stderr, "%s: warning: %s: %s; replica dropped\n", PROG,
                     paths[i], msg);
         }
         /* Keep the device (opened with the good geometry) so that repair
          * can rebuild it. */
-        ekv_file_options fo = {.flags = fflags, .block_size = bs,
-                               .block_count = bc,
-                               .lock_wait_ms = lock_wait_ms};
+        ekv_file_options fo = {0};
+        fo.flags = fflags;
+        fo.lock_wait_ms = lock_wait_ms;
+        fo.block_size = bs;
+        fo.block_count = bc;
+        fo.offset = win_off[i];
+        fo.length = window_for(i).set ? (uint64_t)bs * bc : 0;
         if (ekv_file_open_ex(&im->devs[i], paths[i], &fo) != 0) {
             null_devs[i].block_size = bs;
             null_devs[i].block_count = 1;

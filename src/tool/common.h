@@ -63,6 +63,9 @@ typedef struct images {
  * a broken replica; so does a path that is not a regular file or block
  * device (-ENODEV, -EISDIR). A missing file is returned as EKV_ENOENT: map it with
  * exit_code_for_open(), not exit_code_for() (which means "no such key").
+ * Image i is the store in window_for(i) of its file (window.h); one file
+ * may be named again for another replica in a window that does not
+ * overlap (EKV_EINVAL if it does).
  */
 int images_open(images *im, char **paths, unsigned n, unsigned flags);
 void images_close(images *im);
@@ -134,9 +137,16 @@ int fd_in_hole(int fd, uint64_t off, uint32_t len, hole_map *h);
  * magic at block 0): used to tell an IMAGE given where a KEY belongs. */
 int looks_like_image(const char *path);
 
+/* The same for the store in the window [offset, offset + length) of the
+ * file (length 0: what the header there says); both 0 is the whole file. */
+int image_probe_at(const char *path, uint64_t offset, uint64_t length,
+                   image_probe *p);
+
 /* "embedkvfs: PATH: message" for an open error of image path, with the
  * probe's precise reason for a header or geometry error. */
 void print_image_error(const char *path, int err);
+void print_image_error_at(const char *path, uint64_t offset, uint64_t length,
+                          int err);
 
 /* replica_msg.c: the replica set in words. Why ekv_open refused the set
  * (EKV_ENOTUNIQ, EKV_ESTALE, EKV_ENXIO, EKV_EDOM), read from the images'

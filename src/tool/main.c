@@ -7,6 +7,7 @@
 
 #include "commands.h"
 #include "common.h"
+#include "window.h"
 
 static const struct {
     const char *name;
@@ -15,7 +16,7 @@ static const struct {
 } commands[] = {
     {"mount", cmd_mount, "mount [-f] [-d] [-s] [-o OPTS] IMAGE... MOUNTPOINT"},
     {"format", cmd_format,
-     "format [--block-size N] [--blocks N | --size BYTES] [--erase-byte 00|ff | --keep-data] [--force] IMAGE..."},
+     "format [--block-size N] [--blocks N | --size BYTES] [--erase-byte 00|ff | --keep-data] [--force] [--from SOURCE] IMAGE..."},
     {"ls", cmd_ls, "ls [-l] [--json] IMAGE..."},
     {"get", cmd_get, "get [-e | -x] IMAGE... KEY"},
     {"put", cmd_put, "put [-e | -x] [--file F] IMAGE... KEY"},
@@ -23,6 +24,11 @@ static const struct {
     {"check", cmd_check, "check [--json] IMAGE..."},
     {"repair", cmd_repair, "repair [--force] [--json] IMAGE..."},
     {"dump", cmd_dump, "dump [--json] [--block-size N] IMAGE"},
+    {"locate", cmd_locate, "locate [--json] FILE"},
+    {"export", cmd_export, "export IMAGE..."},
+    {"import", cmd_import, "import [--replace] [-f FILE] IMAGE..."},
+    {"extract", cmd_extract, "extract [--force] IMAGE... DIR"},
+    {"diff", cmd_diff, "diff [--json] A[,A...] B[,B...]"},
 };
 
 static void usage(FILE *f)
@@ -30,6 +36,9 @@ static void usage(FILE *f)
     fprintf(f, "usage: %s COMMAND [ARGS]\n\ncommands:\n", PROG);
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         fprintf(f, "  %s %s\n", PROG, commands[i].usage);
+    fprintf(f, "\nEvery command takes --offset N and --length N: the store "
+               "is that window\nof each image file (N:N:... for one value "
+               "per image).\n");
     fprintf(f, "\n'%s COMMAND --help' tells more; man embedkvfs tells all.\n",
             PROG);
 }
@@ -52,8 +61,14 @@ int main(int argc, char **argv)
         return EXIT_OK;
     }
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-        if (!strcmp(argv[1], commands[i].name))
-            return commands[i].fn(argc - 1, argv + 1);
+        if (!strcmp(argv[1], commands[i].name)) {
+            /* --offset/--length: the partition window, for every command
+             * (window.h). */
+            int sub_argc = argc - 1;
+            if (window_take_args(argv[1], &sub_argc, argv + 1))
+                return EXIT_USAGE;
+            return commands[i].fn(sub_argc, argv + 1);
+        }
     fprintf(stderr, "%s: unknown command '%s'\n", PROG, argv[1]);
     usage(stderr);
     return EXIT_USAGE;

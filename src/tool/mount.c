@@ -22,6 +22,8 @@
 
 #include "commands.h"
 #include "mount.h"
+#include "numparse.h"
+#include "window.h"
 
 struct ekvfs fs = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
@@ -53,6 +55,7 @@ struct mount_opts {
     char *paths[EKV_MAX_REPLICAS + 1]; /* images, then the mount point */
     unsigned npaths;
     int too_many;
+    int bad_window; /* a number did not parse (said why) */
 };
 
 enum {
@@ -67,6 +70,10 @@ enum {
     KEY_FSNAME,
     KEY_SUBTYPE,
     KEY_SHARED,
+    KEY_OFFSET,
+    KEY_LENGTH,
+    KEY_UID,
+    KEY_GID,
 };
 
 #define MOPT(t, field, v) {t, offsetof(struct mount_opts, field), v}
@@ -74,10 +81,8 @@ enum {
 static const struct fuse_opt mount_opt_spec[] = {
     /* Ours: consumed here, never passed to libfuse (its own uid=, gid=
      * and umask= would force 0777 & ~umask on every file). */
-    MOPT("uid=%u", uid, 0),
-    MOPT("uid=", set_uid, 1),
-    MOPT("gid=%u", gid, 0),
-    MOPT("gid=", set_gid, 1),
+    FUSE_OPT_KEY("uid=", KEY_UID),
+    FUSE_OPT_KEY("gid=", KEY_GID),
     MOPT("umask=%s", umask_str, 0),
     MOPT("umask=", set_umask, 1),
     MOPT("degraded", degraded, 1),
@@ -91,6 +96,8 @@ static const struct fuse_opt mount_opt_spec[] = {
     FUSE_OPT_KEY("negative_timeout=", KEY_TIMEOUT),
     FUSE_OPT_KEY("fsname=", KEY_FSNAME),
     FUSE_OPT_KEY("subtype=", KEY_SUBTYPE),
+    FUSE_OPT_KEY("offset=", KEY_OFFSET),
+    FUSE_OPT_KEY("length=", KEY_LENGTH),
     FUSE_OPT_KEY("allow_other", KEY_SHARED),
     FUSE_OPT_KEY("allow_root", KEY_SHARED),
     FUSE_OPT_KEY("-d", KEY_DEBUG),
@@ -151,6 +158,31 @@ static int mount_opt_proc(void *data, const char *arg, int key,
     case KEY_SHARED:
         o->shared = 1;
         return 1;
+    case KEY_UID:
+    case KEY_GID: {
+        /* Numbers go through the tool's one parser (numparse.h). */
+        uint64_t v = 0;
+        int rc = parse_number(arg + 4, 0xfffffffeu, &v);
+        if (rc) {
+            fprintf(stderr, "%s mount: -o %s: %s\n", PROG, arg,
+                    number_error(rc));
+            o->bad_window = 1;
+        } else if (key == KEY_UID) {
+            o->uid = (unsigned)v;
+            o->set_uid = 1;
+        } else {
+            o->gid = (unsigned)v;
+            o->set_gid = 1;
+        }
+        return 0;
+    }
+    case KEY_OFFSET:
+    case KEY_LENGTH:
+        /* The partition window (window.h): ours, never libfuse's. */
+        if (window_set("mount", key == KEY_OFFSET ? "offset" : "length",
+                       strchr(arg, '=') + 1) != 0)
+            o->bad_window = 1;
+        return 0;
     default:
         return 1; /* a FUSE or mount option: libfuse judges it */
     }
@@ -174,6 +206,9 @@ static void usage(FILE *f)
             "  -o degraded        serve even if some replicas are unusable\n"
             "  -o nosync          no fdatasync: faster, not crash-safe\n"
             "  -o xattr           read-only attributes user.embedkv.*\n"
+            "  -o offset=N,length=N  the store is bytes [N, N+length) of\n"
+            "                     each image (length: from its header);\n"
+            "                     N:N:... gives one value per image\n"
             "  -o OPT             other FUSE options (allow_other, ...)\n"
             "\n"
             "See embedkvfs(1).\n",
@@ -273,6 +308,10 @@ int cmd_mount(int argc, char **argv)
     memset(&o, 0, sizeof(o));
     if (fuse_opt_parse(&args, &o, mount_opt_spec, mount_opt_proc) != 0) {
         /* libfuse said which option, on one line. */
+        fuse_opt_free_args(&args);
+        return EXIT_USAGE;
+    }
+    if (o.bad_window) {
         fuse_opt_free_args(&args);
         return EXIT_USAGE;
     }
