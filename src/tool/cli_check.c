@@ -501,8 +501,8 @@ int cmd_check(int argc, char **argv)
     for (int i = 0; i < n; i++) {
         replica_result *r = &rr[i];
         r->path = paths[i];
-        img_window w = window_for((unsigned)i);
-        image_probe_at(paths[i], w.offset, w.length, &r->probe);
+        img_window win = window_for((unsigned)i);
+        image_probe_at(paths[i], win.offset, win.length, &r->probe);
         r->open_err = im.open_err[i];
         if (im.store) {
             ekv_replica_report_get(im.store, (unsigned)i, &r->rep);
@@ -849,9 +849,9 @@ int cmd_repair(int argc, char **argv)
             char msg[320];
             image_probe pr;
             int why = im.open_err[i] ? im.open_err[i] : after.status;
-            img_window w = window_for((unsigned)i);
+            img_window win = window_for((unsigned)i);
             if (is_content_error(why) &&
-                image_probe_at(paths[i], w.offset, w.length, &pr) == why)
+                image_probe_at(paths[i], win.offset, win.length, &pr) == why)
                 snprintf(msg, sizeof(msg), "%s", pr.reason);
             else
                 snprintf(msg, sizeof(msg), "%s", open_strerror(why));

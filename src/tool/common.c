@@ -713,7 +713,7 @@ int images_open(images *im, char **paths, unsigned n, unsigned flags)
             errs[i] = r.status;
             if (!quiet) {
                 char msg[320];
-                image_error_text(paths[i], r.status, msg, sizeof(msg));
+                image_error_text(paths[i], win_off[i], win_len[i], r.status, msg, sizeof(msg));
                 fprintf(stderr, "%s: warning: %s: %s; replica dropped\n",
                         PROG, paths[i], msg);
             }
