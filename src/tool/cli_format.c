@@ -624,7 +624,8 @@ static int format_images(char **paths, int n, uint64_t bs, uint64_t blocks,
                     t[i].probe.block_size);
             return EXIT_ERR;
         }
-        if (t[i].exists && !t[i].probe.header_crc_ok && !t[i].blank &&
+        /* A window was judged by its own bytes above (window_fill). */
+        if (!win && t[i].exists && !t[i].probe.header_crc_ok && !t[i].blank &&
             !force) {
             fprintf(stderr,
                     "%s format: %s: %s holding data that is not an embedkv "
@@ -637,7 +638,7 @@ static int format_images(char **paths, int n, uint64_t bs, uint64_t blocks,
                         : "");
             return EXIT_ERR;
         }
-        if (t[i].blockdev && t[i].size != bs * blocks) {
+        if (!win && t[i].blockdev && t[i].size != bs * blocks) {
             /* A device cannot be resized, and an image must fill it (its
              * size is the header's blocks): a smaller store on it could
              * never be opened. */
