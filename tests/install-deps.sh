@@ -10,6 +10,8 @@ demo=(gcc meson ninja-build pkg-config libfuse3-dev fuse3 python3 util-linux)
 all=(check jq clang libclang-rt-14-dev valgrind cppcheck clang-tidy
      gcc-arm-none-eabi libnewlib-arm-none-eabi binutils-arm-none-eabi man-db
      groff-base)
+# The mount's tests: rsync -a onto a mount, fdatasync counted with strace.
+all+=(rsync strace)
 
 want=("${demo[@]}")
 [ "${1:-}" = "--all" ] && want+=("${all[@]}")
