@@ -90,6 +90,7 @@ struct ekvfs {
     bool foreground;              /* log to stderr, not syslog */
     bool user_timeouts;           /* -o *_timeout= given: keep them */
     bool xattr;                   /* -o xattr: read-only user.embedkv.* */
+    bool cache;                   /* kernel caching (off with -o nocache) */
     uid_t uid;
     gid_t gid;
     mode_t umask;

@@ -86,7 +86,10 @@ int ekvfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
                   enum fuse_readdir_flags flags)
 {
     /* path is NULL (nullpath_ok): the root is the only directory. The
-     * whole listing is made at offset 0; libfuse hands it out in pieces. */
+     * whole listing is made at offset 0; libfuse hands it out in pieces.
+     * (The kernel could keep listings, but libfuse 3.14's high-level API
+     * drops cache_readdir and keep_cache from its opendir replies: the
+     * open flags on the wire are 0.) */
     (void)path;
     (void)off;
     (void)fi;

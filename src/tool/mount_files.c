@@ -163,8 +163,13 @@ static int open_key(const keybuf *kb, struct fuse_file_info *fi,
         } else if (size) {
             err = load_value(kb->p, kb->len, size, &h->snap, &h->snap_len);
         }
-        fi->direct_io = 1;
-        fi->keep_cache = 1; /* leave the writers' cached pages alone */
+        if (fs.rdonly && fs.cache) {
+            /* Nothing can change a value: the page cache stays right. */
+            fi->keep_cache = 1;
+        } else {
+            fi->direct_io = 1;
+            fi->keep_cache = 1; /* leave the writers' cached pages alone */
+        }
     } else if (!n->loaded) {
         if (!trunc && !created && size) {
             uint8_t *buf;
@@ -181,7 +186,7 @@ static int open_key(const keybuf *kb, struct fuse_file_info *fi,
         }
         fi->keep_cache = 0; /* pages cached before may be stale */
     } else {
-        fi->keep_cache = 1; /* the pages are the shared content's */
+        fi->keep_cache = fs.cache; /* the pages are the shared content's */
     }
     if (err) {
         free(h->snap);

@@ -274,6 +274,9 @@ static void *ekvfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
         /* Single-threaded, invalidate() cannot run: keep the staleness it
          * would have prevented short. */
         cfg->attr_timeout = fs.multithreaded ? 30.0 : 1.0;
+        if (!fs.cache)
+            cfg->entry_timeout = cfg->negative_timeout = cfg->attr_timeout =
+                0.0;
     }
     /* Page cache: decided per open (mount_files.c), never blindly. */
     cfg->kernel_cache = 0;
@@ -282,6 +285,10 @@ static void *ekvfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
      * of an empty value. */
     if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
         conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+    /* Every change passes through this kernel, which keeps its caches
+     * right itself: no need to check the attributes before each use of
+     * cached pages or listings. */
+    conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
     /* Close must see every byte: no write-back caching in the kernel. */
     conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
     /* Plain listings: readdirplus would make the kernel set up an inode
