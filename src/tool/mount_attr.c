@@ -16,6 +16,7 @@
 #include "mount.h"
 
 #define H(fi) ((struct handle *)(uintptr_t)(fi)->fh)
+#define PREFERRED_IO (1u << 20)
 
 static void fill_times(struct stat *st, const struct node *n)
 {
@@ -37,7 +38,9 @@ void fill_stat(struct stat *st, const struct node *n, size_t klen,
     st->st_uid = fs.uid;
     st->st_gid = fs.gid;
     st->st_size = (off_t)size;
-    st->st_blksize = fs.block_size;
+    /* The preferred I/O size: cp and cat move large values in requests
+     * of this size (the most the kernel sends at once), not 128 KiB. */
+    st->st_blksize = PREFERRED_IO;
     st->st_blocks = (blkcnt_t)((value_blocks(klen, size) * fs.block_size +
                                 511) / 512);
     fill_times(st, n);
