@@ -38,9 +38,10 @@ void fill_stat(struct stat *st, const struct node *n, size_t klen,
     st->st_uid = fs.uid;
     st->st_gid = fs.gid;
     st->st_size = (off_t)size;
-    /* The preferred I/O size: cp and cat move large values in requests
-     * of this size (the most the kernel sends at once), not 128 KiB. */
-    st->st_blksize = PREFERRED_IO;
+    /* The preferred I/O size: cat and cp move a large value in requests
+     * of 1 MiB (the most the kernel sends at once), not 128 KiB; small
+     * files keep the block size (Python sizes its buffers by this). */
+    st->st_blksize = size >= PREFERRED_IO ? PREFERRED_IO : fs.block_size;
     st->st_blocks = (blkcnt_t)((value_blocks(klen, size) * fs.block_size +
                                 511) / 512);
     fill_times(st, n);
