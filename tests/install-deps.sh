@@ -16,7 +16,7 @@ all=(check jq make strace coreutils diffutils sed mawk
      libjansson-dev bash-completion
      clang libclang-rt-14-dev valgrind cppcheck clang-tidy
      gcc-arm-none-eabi libnewlib-arm-none-eabi binutils-arm-none-eabi man-db
-     groff-base zlib1g-dev)
+     groff-base zlib1g-dev rsync)
 
 want=("${demo[@]}")
 [ "${1:-}" = "--all" ] && want+=("${all[@]}")

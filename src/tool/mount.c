@@ -47,7 +47,7 @@ void mount_log(const char *fmt, ...)
 /* The command line, as fuse_opt_parse leaves it. */
 struct mount_opts {
     int foreground, singlethread, help, version;
-    int ro, degraded, nosync, xattr;
+    int ro, degraded, nosync, xattr, nocache;
     unsigned uid, gid, umask;
     int set_uid, set_gid, set_umask;
     char *umask_str; /* checked after parsing: octal 0..0777 */
@@ -88,6 +88,7 @@ static const struct fuse_opt mount_opt_spec[] = {
     MOPT("degraded", degraded, 1),
     MOPT("nosync", nosync, 1),
     MOPT("xattr", xattr, 1),
+    MOPT("nocache", nocache, 1),
     /* Seen here and passed on. */
     FUSE_OPT_KEY("ro", KEY_RO),
     FUSE_OPT_KEY("rw", KEY_RW),
@@ -209,6 +210,7 @@ static void usage(FILE *f)
             "  -o offset=N,length=N  the store is bytes [N, N+length) of\n"
             "                     each image (length: from its header);\n"
             "                     N:N:... gives one value per image\n"
+            "  -o nocache         no caching of names, attributes, listings\n"
             "  -o OPT             other FUSE options (allow_other, ...)\n"
             "\n"
             "See embedkvfs(1).\n",
@@ -399,6 +401,7 @@ int cmd_mount(int argc, char **argv)
     fs.multithreaded = !o.singlethread;
     fs.user_timeouts = o.user_timeouts;
     fs.xattr = o.xattr;
+    fs.cache = !o.nocache;
     clock_gettime(CLOCK_REALTIME, &fs.mount_time);
     fs.root_mtime = fs.root_ctime = fs.mount_time;
 

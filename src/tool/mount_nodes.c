@@ -104,6 +104,8 @@ struct node *node_get(const uint8_t *key, size_t klen)
 
 static void node_free(struct node *n)
 {
+    free(n->buf);
+    free(n->hidden);
     free(n->key);
     free(n);
 }
@@ -113,10 +115,11 @@ void node_maybe_free(struct node *n)
     if (n->nopen)
         return;
     if (n->unlinked) {
-        node_free(n);
+        if (!n->hidden)
+            node_free(n);
         return;
     }
-    if (!n->has_times) {
+    if (!n->has_times && !n->has_mode) {
         remove_from_table(n);
         node_free(n);
     }
@@ -148,6 +151,11 @@ void nodes_free_all(void)
             next = n->next;
             node_free(n);
         }
+    for (struct node *n = fs.hidden, *next; n; n = next) {
+        next = n->next;
+        node_free(n);
+    }
+    fs.hidden = NULL;
     free(fs.tab);
     fs.tab = NULL;
     fs.tab_cap = fs.tab_count = 0;

@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
-# fuse_bench.sh - how fast an embedkvfs mount is, beside tmpfs.
+# fuse_bench.sh - how fast an embedkvfs mount is, as ratios to tmpfs (and
+# to littlefs-fuse when an `lfs-fuse` binary is on PATH).
 #
-# Formats a one-replica image (4096-byte blocks), mounts it with the
-# default durable settings (every close is a put with fdatasync) and runs
-# ../shared/tools/fsbench.py (500 files of 32 bytes: create, read, stat,
-# readdir, rewrite, unlink) on the mount, on the same mount with -o nosync
-# (what FUSE costs without the disk) and on a tmpfs directory; then times
-# a large value written with cp and read back with cat after a remount.
-# Prints figures, never pass/fail. Durable creates and rewrites cost one
-# fdatasync each, so the rate of a plain fdatasync loop on the same file
-# system is printed first for context. (On virtual machines whose idle
-# vCPUs are slow to wake, that loop waits milliseconds for each wakeup
-# rather than for the disk.)
+# Small files: ../shared/tools/fsbench.py (500 files of 32 bytes: create,
+# read, stat, readdir, rewrite, unlink), best of 3 rounds per phase, on a
+# one-replica image (4096-byte blocks) mounted with the durable defaults,
+# on the same image with -o nosync (what FUSE costs without the disk), on
+# tmpfs, and on littlefs-fuse if present.
+# Large value: an 8 MiB file written with cp (durable and -o nosync) and
+# read back with cat from a fresh mount, best of 3, beside tmpfs and beside
+# what the disk itself gives for writing 8 MiB to a file and fdatasync-ing
+# it (the baseline of a durable write).
+# Prints figures and ratios, never pass/fail, and never fails because
+# littlefs-fuse is missing ("littlefs-fuse not available").
 #
 # usage: tests/bench/fuse_bench.sh [BUILD_DIR]     (default: ./build)
 # Needs root (or FUSE access), /dev/fuse and python3.
@@ -24,6 +25,7 @@ imgcheck=$build/tests/fuse/imgcheck
 fsbench=$top/../shared/tools/fsbench.py
 n=500
 size=32
+rounds=3
 big_mb=8
 
 die() { echo "fuse_bench: $*" >&2; exit 1; }
@@ -33,14 +35,17 @@ die() { echo "fuse_bench: $*" >&2; exit 1; }
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/ekvfs-bench.XXXXXX")
 mnt=$work/mnt
+lmnt=$work/lfs-mnt
 tmpfs_dir=
 daemon=
-mkdir -p "$mnt"
+mkdir -p "$mnt" "$lmnt"
 
 cleanup() {
-    if mountpoint -q "$mnt"; then
-        fusermount3 -u "$mnt" 2>/dev/null || umount -l "$mnt" || true
-    fi
+    for m in "$mnt" "$lmnt"; do
+        if mountpoint -q "$m"; then
+            fusermount3 -u "$m" 2>/dev/null || umount -l "$m" || true
+        fi
+    done
     [ -n "$daemon" ] && wait "$daemon" 2>/dev/null || true
     [ -n "$tmpfs_dir" ] && rm -rf "$tmpfs_dir"
     rm -rf "$work"
@@ -69,43 +74,39 @@ mount_img() {  # [OPTIONS] - mount in the background of this shell
     die "mount did not appear"
 }
 
-unmount_img() {
-    local hwm
+unmount_img() {  # (not in a subshell: it waits for this shell's child)
     hwm=$(awk '/VmHWM/ {print $2}' "/proc/$daemon/status" 2>/dev/null || echo "?")
     fusermount3 -u "$mnt"
-    wait "$daemon"
+    wait "$daemon" || true
     daemon=
-    echo "$hwm"
 }
 
-# fsbench prints a JSON line last; keep the figures as "phase value".
+# Best of $rounds fsbench runs in directory $1, as "phase ops/s" lines.
 run_fsbench() {
-    python3 "$fsbench" "$1" -n "$n" -s "$size" | tail -n 1 |
-        python3 -c 'import json,sys; d=json.load(sys.stdin)["ops_per_sec"]
-for k in ("create","read","stat","readdir","rewrite","unlink"): print(k, d[k])'
+    for _ in $(seq "$rounds"); do
+        python3 "$fsbench" "$1" -n "$n" -s "$size" | tail -n 1
+    done | python3 -c 'import json, sys
+best = {}
+for line in sys.stdin:
+    for k, v in json.loads(line)["ops_per_sec"].items():
+        best[k] = max(best.get(k, 0), v)
+for k in ("create", "read", "stat", "readdir", "rewrite", "unlink"):
+    print(k, best[k])'
 }
 
-echo "embedkvfs FUSE benchmark: $n files of $size bytes, 4096-byte blocks, 1 replica"
+echo "embedkvfs FUSE benchmark: $n files of $size bytes, best of $rounds rounds, 4096-byte blocks, 1 replica"
 echo "image on: $(df -T "$work" | awk 'NR==2 {print $2" ("$1")"}'), kernel $(uname -r), $(nproc) CPUs"
-python3 - "$work/sync.probe" <<'EOF'
-import os, sys, time
-fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o644)
-os.write(fd, b"\0" * (1 << 20)); os.fsync(fd)
-t, k = time.perf_counter(), 300
-for i in range(k):
-    os.pwrite(fd, b"x" * 4096, (i % 256) * 4096); os.fdatasync(fd)
-print("disk baseline: %.0f fdatasync/s of one 4 KiB block" % (k / (time.perf_counter() - t)))
-os.close(fd); os.unlink(sys.argv[1])
-EOF
 echo
 
 mount_img
 durable=$(run_fsbench "$mnt")
-hwm_durable=$(unmount_img)
+unmount_img
+hwm_durable=$hwm
 
 mount_img -o nosync
 nosync=$(run_fsbench "$mnt")
-hwm_nosync=$(unmount_img)
+unmount_img
+hwm_nosync=$hwm
 
 if [ -d /dev/shm ] && [ -w /dev/shm ]; then
     tmpfs_dir=$(mktemp -d /dev/shm/ekvfs-bench.XXXXXX)
@@ -116,29 +117,86 @@ else
 fi
 tmpfs=$(run_fsbench "$tmpfs_dir")
 
-printf "%-8s %14s %14s %14s %10s\n" "phase" "embedkvfs" "-o nosync" "tmpfs" "target"
-declare -A target=([create]=3000 [read]=20000 [stat]=50000 [readdir]=2000)
+# littlefs-fuse, when installed (it is not packaged in Debian).
+lfs=
+lfs_note="littlefs-fuse not available"
+if command -v lfs-fuse >/dev/null 2>&1; then
+    limg=$work/lfs.img
+    dd if=/dev/zero of="$limg" bs=1M count=64 status=none
+    lopts=(--block_size=4096 --block_count="$blocks")
+    if lfs-fuse --format "${lopts[@]}" "$limg" >"$work/lfs.log" 2>&1 &&
+       lfs-fuse "${lopts[@]}" "$limg" "$lmnt" >>"$work/lfs.log" 2>&1 &&
+       mountpoint -q "$lmnt"; then
+        lfs=$(run_fsbench "$lmnt" || true)
+        fusermount3 -u "$lmnt" || umount -l "$lmnt" || true
+        lfs_note="littlefs-fuse: $(command -v lfs-fuse)"
+    else
+        lfs_note="littlefs-fuse failed to mount: $(tail -n 1 "$work/lfs.log")"
+    fi
+fi
+
+fig() { awk -v p="$1" '$1 == p {print $2}' <<<"$2"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b == 0) print "-"; else printf "%.2fx", a / b }'; }
+
+printf "%-8s %12s %12s %12s %12s %9s %9s %9s\n" "phase" "embedkvfs" "-o nosync" "tmpfs" \
+    "littlefs" "vs tmpfs" "nosync/t" "vs lfs"
 for phase in create read stat readdir rewrite unlink; do
-    d=$(awk -v p="$phase" '$1 == p {print $2}' <<<"$durable")
-    s=$(awk -v p="$phase" '$1 == p {print $2}' <<<"$nosync")
-    t=$(awk -v p="$phase" '$1 == p {print $2}' <<<"$tmpfs")
-    printf "%-8s %12s/s %12s/s %12s/s %10s\n" "$phase" "$d" "$s" "$t" "${target[$phase]:-}"
+    d=$(fig "$phase" "$durable"); s=$(fig "$phase" "$nosync")
+    t=$(fig "$phase" "$tmpfs"); l=$(fig "$phase" "$lfs")
+    printf "%-8s %10s/s %10s/s %10s/s %10s/s %9s %9s %9s\n" "$phase" "$d" "$s" "$t" \
+        "${l:--}" "$(ratio "$d" "$t")" "$(ratio "$s" "$t")" "$(ratio "$d" "$l")"
 done
-echo "(readdir: listings of all $n files per second)"
+echo "(ops/s; readdir: listings of all $n files per second; ratios of the durable mount)"
+echo "$lfs_note"
 echo "daemon peak RSS: ${hwm_durable} kB (durable run), ${hwm_nosync} kB (nosync run)"
 echo
 
-# One large value: written by cp (the put happens in close), read by cat
-# from a fresh mount (nothing in the kernel's cache, value loaded at open).
+# One large value, best of $rounds each: cp in (the put happens in close),
+# cat out of a fresh mount (nothing in the kernel's cache, value loaded at
+# open). The disk baseline writes the same bytes to a plain file beside the
+# image and fdatasyncs it.
 head -c $(( big_mb * 1024 * 1024 )) /dev/urandom >"$work/big"
-ms() { date +%s%N | cut -c1-13; }
-mount_img
-t0=$(ms); cp "$work/big" "$mnt/big"; t1=$(ms)
-unmount_img >/dev/null
-mount_img
-t2=$(ms); cat "$mnt/big" >/dev/null; t3=$(ms)
-cmp -s "$work/big" "$mnt/big" || die "large value read back differs"
-unmount_img >/dev/null
-awk -v mb="$big_mb" -v w="$((t1 - t0))" -v r="$((t3 - t2))" 'BEGIN {
-    printf "large value (%d MiB): write (cp, durable) %.1f MiB/s, read (cat, cold mount) %.1f MiB/s\n",
-        mb, mb * 1000 / (w ? w : 1), mb * 1000 / (r ? r : 1) }'
+secs() {  # COMMAND... - seconds it took (its output is discarded)
+    python3 -c 'import subprocess, sys, time
+t = time.perf_counter()
+subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL)
+print(time.perf_counter() - t)' "$@"
+}
+best() { sort -g | head -n 1; }
+large() {  # OPTIONS... - sets lw, lr: best write and read seconds
+    local i t
+    : >"$work/w.times"; : >"$work/r.times"
+    for i in $(seq "$rounds"); do
+        mount_img "$@"; secs cp "$work/big" "$mnt/big$i" >>"$work/w.times"
+        unmount_img
+    done
+    for i in $(seq "$rounds"); do
+        mount_img "$@"; secs cat "$mnt/big$i" >>"$work/r.times"
+        cmp -s "$work/big" "$mnt/big$i" || die "large value read back differs"
+        rm "$mnt/big$i"; unmount_img
+    done
+    lw=$(best <"$work/w.times"); lr=$(best <"$work/r.times")
+}
+large; dw=$lw; dr=$lr
+large -o nosync; nw=$lw
+tw=$(for i in $(seq "$rounds"); do secs cp "$work/big" "$tmpfs_dir/big"; done | best)
+tr=$(for i in $(seq "$rounds"); do secs cat "$tmpfs_dir/big"; done | best)
+raw=$(for i in $(seq "$rounds"); do
+    python3 - "$work/big" "$work/raw.$i" <<'PY'
+import os, sys, time
+data = open(sys.argv[1], "rb").read()
+t = time.perf_counter()
+fd = os.open(sys.argv[2], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+os.write(fd, data)
+os.fdatasync(fd)
+os.close(fd)
+print(time.perf_counter() - t)
+os.unlink(sys.argv[2])
+PY
+done | best)
+awk -v mb="$big_mb" -v dw="$dw" -v dr="$dr" -v nw="$nw" -v tw="$tw" -v tr="$tr" -v raw="$raw" 'BEGIN {
+    printf "large value (%d MiB, MiB/s, best of 3):\n", mb
+    printf "  read (cat, fresh mount)  %8.1f   tmpfs %8.1f   ratio %.2fx\n", mb/dr, mb/tr, tr/dr
+    printf "  write -o nosync (cp)     %8.1f   tmpfs %8.1f   ratio %.2fx\n", mb/nw, mb/tw, tw/nw
+    printf "  write durable (cp)       %8.1f   disk write+fdatasync %8.1f   ratio %.2fx\n", mb/dw, mb/raw, raw/dw
+}'

@@ -88,7 +88,7 @@ static void refused(int k, int v)
 }
 
 /* As mount_ops.c's put_value(). */
-static int put_value(int k, int v, enum flush_policy p)
+static int tput_value(int k, int v, enum flush_policy p)
 {
     uint8_t key[2], val[4096];
     key_of(k, key);
@@ -122,12 +122,12 @@ static int run_op(unsigned r, int *exists, int *next_value)
     case 1:
         if (!exists[k]) {
             maybe_add(k, EMPTY);
-            if ((err = put_value(k, EMPTY, FLUSH_DEFER_ALL)))
+            if ((err = tput_value(k, EMPTY, FLUSH_DEFER_ALL)))
                 return err;
             exists[k] = 1;
         }
         maybe_add(k, v);
-        if ((err = put_value(k, v, FLUSH_DEFER_ERASE)))
+        if ((err = tput_value(k, v, FLUSH_DEFER_ERASE)))
             return err;
         ack(k, v);
         return 0;
@@ -135,7 +135,7 @@ static int run_op(unsigned r, int *exists, int *next_value)
         if (exists[k])
             return 0;
         maybe_add(k, EMPTY);
-        if ((err = put_value(k, EMPTY, FLUSH_DEFER_ALL)))
+        if ((err = tput_value(k, EMPTY, FLUSH_DEFER_ALL)))
             return err;
         exists[k] = 1;
         if ((err = devsync_now()))
@@ -155,7 +155,7 @@ static int run_op(unsigned r, int *exists, int *next_value)
         {
             int val = model[k].acked;
             maybe_add(k2, val);
-            if ((err = put_value(k2, val, FLUSH_DEFER_ERASE)))
+            if ((err = tput_value(k2, val, FLUSH_DEFER_ERASE)))
                 return err;
             ack(k2, val);
             exists[k2] = 1;
@@ -166,7 +166,7 @@ static int run_op(unsigned r, int *exists, int *next_value)
         if (!exists[k])
             return 0;
         maybe_add(k, EMPTY);
-        if ((err = put_value(k, EMPTY, FLUSH_DEFER_ERASE)))
+        if ((err = tput_value(k, EMPTY, FLUSH_DEFER_ERASE)))
             return err;
         ack(k, EMPTY);
         return 0;
@@ -174,7 +174,7 @@ static int run_op(unsigned r, int *exists, int *next_value)
         if (exists[k])
             return 0;
         maybe_add(k, EMPTY);
-        if ((err = put_value(k, EMPTY, FLUSH_DEFER_ALL)))
+        if ((err = tput_value(k, EMPTY, FLUSH_DEFER_ALL)))
             return err;
         return del(k);
     }

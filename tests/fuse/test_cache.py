@@ -1,0 +1,286 @@
+#!/usr/bin/env python3
+"""test_cache.py - the kernel's caches never show stale data (issue 12).
+
+The mount lets the kernel cache names, attributes and the writers' pages
+for long (entry and attribute timeouts of 30 s). These tests change files
+in every way through one process and one open file, and check through a
+second process and through other open files of the same key that size,
+content and name presence are always current; that a rename over an open
+file is seen at once; that read-only opens see only complete values while
+another process rewrites the key; and that -o nocache turns the caching
+off. Run one test:  test_cache.py --embedkvfs E --imgcheck I NAME
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import fuselib as F
+from fuselib import Mount, check, eq, test
+
+
+def T():
+    return F.Test.current
+
+
+def write_file(path, data, flags=os.O_WRONLY | os.O_CREAT | os.O_TRUNC):
+    fd = os.open(path, flags, 0o644)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
+# A second process that answers "stat P", "list D" and "read P" with a
+# JSON line: another process's view of the mount.
+OBSERVER = r"""
+import json, os, sys
+for line in sys.stdin:
+    op, path = line.rstrip("\n").split(" ", 1)
+    try:
+        if op == "stat":
+            r = os.stat(path).st_size
+        elif op == "list":
+            r = sorted(os.listdir(path))
+        else:
+            with open(path, "rb") as f:
+                r = f.read().decode("latin-1")
+    except OSError as e:
+        r = "errno %d" % e.errno
+    print(json.dumps(r), flush=True)
+"""
+
+
+class Observer:
+    def __init__(self):
+        self.p = subprocess.Popen([sys.executable, "-c", OBSERVER],
+                                  stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True)
+        T().cleanups.append(self.close)
+
+    def ask(self, op, path):
+        self.p.stdin.write("%s %s\n" % (op, path))
+        self.p.stdin.flush()
+        return json.loads(self.p.stdout.readline())
+
+    def close(self):
+        if self.p.poll() is None:
+            self.p.stdin.close()
+            self.p.wait(10)
+
+
+def expect(obs, m, files, what):
+    """Another process sees exactly files ({name: bytes}) in the mount:
+    listing, each size and each content, and ENOENT for gone names."""
+    eq(obs.ask("list", m.mnt), sorted(files), "listing " + what)
+    for name, data in files.items():
+        eq(obs.ask("stat", m.p(name)), len(data), "size of %s %s" % (
+            name, what))
+        eq(obs.ask("read", m.p(name)), data.decode("latin-1"),
+           "content of %s %s" % (name, what))
+
+
+def changes_are_seen_at_once(opts):
+    imgs = T().images(bs=512, bc=512)
+    with Mount(imgs, opts=opts) as m:
+        obs = Observer()
+        files = {}
+
+        def check_now(what, name=None):
+            expect(obs, m, files, what)
+            if name is not None and name not in files:
+                eq(obs.ask("stat", m.p(name)), "errno 2", "%s gone %s" % (
+                    name, what))
+        check_now("at first")
+        # Prime every cache: names, attributes, pages.
+        write_file(m.p("a"), b"first value")
+        files["a"] = b"first value"
+        check_now("after create")
+        write_file(m.p("a"), b"a much longer second value" * 40)
+        files["a"] = b"a much longer second value" * 40
+        check_now("after a growing rewrite")
+        write_file(m.p("a"), b"short")
+        files["a"] = b"short"
+        check_now("after a shrinking rewrite")
+        os.truncate(m.p("a"), 3)
+        files["a"] = b"sho"
+        check_now("after truncate by name")
+        os.truncate(m.p("a"), 8)
+        files["a"] = b"sho" + bytes(5)
+        check_now("after truncate up by name")
+        write_file(m.p("a"), b"+app", os.O_WRONLY | os.O_APPEND)
+        files["a"] += b"+app"
+        check_now("after an append")
+        fd = os.open(m.p("a"), os.O_RDWR)
+        os.ftruncate(fd, 2)
+        os.close(fd)
+        files["a"] = b"sh"
+        check_now("after ftruncate")
+        # Through another open file of the same key.
+        w1 = os.open(m.p("a"), os.O_RDWR)
+        w2 = os.open(m.p("a"), os.O_RDWR)
+        os.pwrite(w1, b"XYZW", 0)
+        eq(os.pread(w2, 100, 0), b"XYZW", "w2 reads w1's write")
+        eq(os.fstat(w2).st_size, 4, "fstat of w2 after w1's write")
+        eq(obs.ask("stat", m.p("a")), 4, "size seen by another process "
+           "while a writer is open")
+        os.ftruncate(w2, 1)
+        eq(os.pread(w1, 100, 0), b"X", "w1 reads w2's truncate")
+        eq(os.fstat(w1).st_size, 1, "fstat of w1 after w2's truncate")
+        os.close(w2)
+        files["a"] = b"X"
+        check_now("after the close of w2")
+        os.pwrite(w1, b"long again", 0)
+        os.close(w1)
+        files["a"] = b"long again"
+        check_now("after the close of w1")
+        # Names.
+        os.rename(m.p("a"), m.p("b"))
+        files["b"] = files.pop("a")
+        check_now("after rename", "a")
+        write_file(m.p("c"), b"c value")
+        files["c"] = b"c value"
+        reader = os.open(m.p("b"), os.O_RDONLY)
+        writer = os.open(m.p("b"), os.O_RDWR)
+        os.rename(m.p("c"), m.p("b"))
+        files["b"] = files.pop("c")
+        check_now("after rename over an open file", "c")
+        eq(os.read(reader, 100), b"long again", "the replaced file's reader")
+        os.write(writer, b"L")
+        eq(os.fstat(writer).st_size, 10, "fstat of the replaced file")
+        os.close(writer)
+        os.close(reader)
+        check_now("after the replaced file's close", "c")
+        os.unlink(m.p("b"))
+        del files["b"]
+        check_now("after unlink", "b")
+        write_file(m.p("b"), b"back")
+        files["b"] = b"back"
+        check_now("after re-create")
+        # The observer's own open files see closes of others at their
+        # next open; with the page cache of writers in between.
+        mmw = os.open(m.p("b"), os.O_RDWR)
+        import mmap
+        mm = mmap.mmap(mmw, 0)
+        mm[0:2] = b"BA"
+        mm.flush()
+        mm.close()
+        os.close(mmw)
+        files["b"] = b"BAck"
+        check_now("after a shared mapping")
+    eq(F.values(imgs), {b"b": b"BAck"})
+
+
+@test
+def no_stale_size_name_or_content_with_caching():
+    changes_are_seen_at_once([])
+
+
+@test
+def no_stale_size_name_or_content_nocache():
+    changes_are_seen_at_once(["nocache"])
+
+
+@test
+def no_stale_data_single_threaded():
+    imgs = T().images(bs=512, bc=512)
+    with Mount(imgs, flags=["-s"]) as m:
+        obs = Observer()
+        for i in range(5):
+            v = b"value %d " % i * (i * 30 + 1)
+            write_file(m.p("k"), v)
+            expect(obs, m, {"k": v}, "round %d" % i)
+
+
+REWRITER = r"""
+import os, sys
+path, rounds = sys.argv[1], int(sys.argv[2])
+for r in range(rounds):
+    v = (b"%d|" % r) * (200 + (r * 97) % 3000)
+    fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
+    for off in range(0, len(v), 700):
+        os.write(fd, v[off:off + 700])
+    os.close(fd)
+"""
+
+READER = r"""
+import os, sys
+path, stop = sys.argv[1], sys.argv[2]
+n = 0
+while not os.path.exists(stop):
+    fd = os.open(path, os.O_RDONLY)
+    size = os.fstat(fd).st_size
+    chunks = []
+    while True:
+        b = os.read(fd, 1000)   # small reads: many requests per value
+        if not b:
+            break
+        chunks.append(b)
+    os.close(fd)
+    got = b"".join(chunks)
+    tag = got.split(b"|", 1)[0]
+    want = tag + b"|"
+    if got != want * (len(got) // len(want)) or len(got) % len(want) or \
+            len(got) // len(want) != 200 + (int(tag) * 97) % 3000:
+        sys.exit("torn or partial read: %d bytes %r...%r" % (
+            len(got), got[:30], got[-30:]))
+    n += 1
+print(n)
+"""
+
+
+@test
+def readers_see_complete_values_during_rewrites():
+    """A process rewrites one key 150 times (O_TRUNC, small writes) while
+    two others open and read it in small pieces: every read is one whole
+    stored value, never empty, torn or a mix."""
+    t = T()
+    imgs = t.images(bs=512, bc=2048)
+    stop = t.path("stop")
+    with Mount(imgs) as m:
+        p = m.p("k")
+        write_file(p, b"0|" * 200)
+        readers = [subprocess.Popen([sys.executable, "-c", READER, p, stop],
+                                    stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True)
+                   for _ in range(2)]
+        w = subprocess.Popen([sys.executable, "-c", REWRITER, p, "150"])
+        eq(w.wait(300), 0, "rewriter exit status")
+        write_file(stop, b"")
+        for r in readers:
+            out, err = r.communicate(60)
+            eq(r.returncode, 0, "reader: " + err)
+            check(int(out) > 0, "reader read nothing")
+
+
+@test
+def readonly_mount_reads_through_page_cache():
+    """On a read-only mount nothing can change a value, so files are read
+    through the page cache and kept there: a second read of a file costs
+    no READ request, and read-only shared mappings work."""
+    import mmap
+    imgs = T().images()
+    F.put(imgs, b"k", b"cached value " * 100)
+    with Mount(imgs, opts=["ro"], flags=["-d"]) as m:
+        for _ in range(3):
+            with open(m.p("k"), "rb") as f:
+                eq(f.read(), b"cached value " * 100)
+        with open(m.p("k"), "rb") as f:
+            mm = mmap.mmap(f.fileno(), 0, mmap.MAP_SHARED, mmap.PROT_READ)
+            eq(mm[:12], b"cached value")
+            mm.close()
+        F.wait_for(lambda: "opcode: RELEASE" in m.stderr(), 10, "debug log")
+        eq(m.stderr().count("opcode: READ "), 1, "READ requests")
+
+
+def main():
+    argv = sys.argv[1:]
+    if "--testdata" in argv:
+        i = argv.index("--testdata")
+        del argv[i:i + 2]
+    return F.main(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
