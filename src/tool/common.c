@@ -685,7 +685,8 @@ int images_open(images *im, char **paths, unsigned n, unsigned flags)
     /* A writable open heals (rebuilds stale replicas, reconciles what a
      * crash left behind) and says so below. */
     o.flags = EKV_OPEN_ERASE_AUTO |
-              ((flags & IMG_RDONLY) ? EKV_OPEN_RDONLY : EKV_OPEN_HEAL) |
+              ((flags & IMG_RDONLY) ? EKV_OPEN_RDONLY
+               : (flags & IMG_NOHEAL) ? 0 : EKV_OPEN_HEAL) |
               ((flags & IMG_DEGRADED) ? EKV_OPEN_DEGRADED : 0) |
               ((flags & IMG_FORCE) ? EKV_OPEN_FORCE : 0);
     int err = ekv_open(&im->store, im->devs, n, &o);

@@ -39,6 +39,8 @@ uint32_t images_lock_wait(void);
 #define IMG_NOLOCK 0x8u
 #define IMG_QUIET 0x10u   /* print nothing; the caller reports open_err */
 #define IMG_FORCE 0x20u   /* EKV_OPEN_FORCE: for repair --force only */
+#define IMG_NOHEAL 0x40u  /* writable, but leave diverged replicas as they
+                             are (mount -o noheal) */
 
 typedef struct images {
     unsigned n;

@@ -47,7 +47,7 @@ void mount_log(const char *fmt, ...)
 /* The command line, as fuse_opt_parse leaves it. */
 struct mount_opts {
     int foreground, singlethread, help, version;
-    int ro, degraded, nosync, xattr, nocache;
+    int ro, degraded, nosync, xattr, nocache, noheal;
     unsigned uid, gid, umask;
     int set_uid, set_gid, set_umask;
     char *umask_str; /* checked after parsing: octal 0..0777 */
@@ -87,6 +87,7 @@ static const struct fuse_opt mount_opt_spec[] = {
     MOPT("umask=", set_umask, 1),
     MOPT("degraded", degraded, 1),
     MOPT("nosync", nosync, 1),
+    MOPT("noheal", noheal, 1),
     MOPT("xattr", xattr, 1),
     MOPT("nocache", nocache, 1),
     /* Seen here and passed on. */
@@ -206,6 +207,7 @@ static void usage(FILE *f)
             "  -o umask=M         files are 0644 & ~M, the directory 0755 & ~M\n"
             "  -o degraded        serve even if some replicas are unusable\n"
             "  -o nosync          no fdatasync: faster, not crash-safe\n"
+            "  -o noheal          do not reconcile diverged replicas at mount\n"
             "  -o xattr           read-only attributes user.embedkv.*\n"
             "  -o offset=N,length=N  the store is bytes [N, N+length) of\n"
             "                     each image (length: from its header);\n"
@@ -377,7 +379,8 @@ int cmd_mount(int argc, char **argv)
 
     unsigned flags = (o.ro ? IMG_RDONLY : 0) |
                      (o.degraded ? IMG_DEGRADED : 0) |
-                     (o.nosync ? IMG_NOSYNC : 0);
+                     (o.nosync ? IMG_NOSYNC : 0) |
+                     (o.noheal ? IMG_NOHEAL : 0);
     int err = images_open(&fs.im, o.paths, nimg, flags);
     if (err) {
         rc = exit_code_for_open(err); /* images_open said why */
