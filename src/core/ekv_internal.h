@@ -227,9 +227,18 @@ struct ekv_store {
     ekv_replica rep[];
 };
 
+/* Replicas of the store. A build with EKV_MAX_REPLICAS == 1 knows it is 1,
+ * so every loop over replicas folds to straight-line code on replica 0. */
+static inline unsigned nrep(const ekv_store *s)
+{
+    return EKV_MAX_REPLICAS == 1 ? 1u : s->n;
+}
+
 static inline bool replica_active(const ekv_store *s, unsigned r)
 {
-    return s->rep[r].status == 0;
+    /* With one replica, an open store has it active: open fails when no
+     * replica is good. */
+    return EKV_MAX_REPLICAS == 1 || s->rep[r].status == 0;
 }
 
 /* store.c, for the modes */

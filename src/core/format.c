@@ -114,11 +114,15 @@ void header_encode(uint8_t *buf, uint32_t bs, uint32_t bc,
 
 uint64_t record_blocks(uint32_t bs, size_t key_len, size_t val_len)
 {
-    uint64_t first = first_capacity(bs, (uint32_t)key_len);
-    uint64_t per = chunk_capacity(bs);
-    if ((uint64_t)val_len <= first)
+    /* Division in size_t, the machine's own width: a 32-bit target then
+     * needs no 64-bit division helper from libgcc. The quotient plus one
+     * cannot overflow, as a chunk holds at least 40 bytes. */
+    size_t first = first_capacity(bs, (uint32_t)key_len);
+    size_t per = chunk_capacity(bs);
+    if (val_len <= first)
         return 1;
-    return 1 + ((uint64_t)val_len - first + per - 1) / per;
+    size_t rest = val_len - first;
+    return 1 + (uint64_t)(rest / per) + (rest % per != 0);
 }
 
 int ekv_block_decode(const void *buf_, uint32_t bs, ekv_block_info *info)

@@ -71,23 +71,20 @@ static void find_on_replica(ekv_store *s, unsigned r, const uint8_t *key,
 }
 
 /* Whether the complete record whose descriptor is in wbuf (at block d) is
- * the newest of its key on replica r. */
+ * the newest of its key on replica r: whether the record find_on_replica
+ * picks (the highest generation, the lowest block on a tie) is d or, should
+ * d fail to verify a second time (a read error), not better than d: then
+ * the record is kept, the safe side. find_on_replica uses rbuf only, so the
+ * key can stay in wbuf; it clobbers lookup_err, which each lookup sets
+ * afresh. */
 static bool is_newest(ekv_store *s, unsigned r, uint32_t d)
 {
-    const uint8_t *key = s->wbuf + EKV_DESCRIPTOR_HEADER_SIZE;
-    size_t key_len = get_le16(s->wbuf + DESC_KEY_SIZE);
+    ekv_slot best;
     uint32_t gen = get_le32(s->wbuf + DESC_GENERATION);
-    for (uint32_t b = 1; b < s->bc; b++) {
-        if (b == d || dev_read(s, r, b, s->rbuf) ||
-            !is_descriptor(s, s->rbuf) || !same_key(s->rbuf, key, key_len))
-            continue;
-        ekv_slot other = slot_of(s->rbuf, b);
-        if (other.gen < gen || (other.gen == gen && b > d))
-            continue;
-        if (read_record(s, r, &other, key, key_len, NULL) == 0)
-            return false;
-    }
-    return true;
+    find_on_replica(s, r, s->wbuf + EKV_DESCRIPTOR_HEADER_SIZE,
+                    get_le16(s->wbuf + DESC_KEY_SIZE), &best);
+    return best.desc == EKV_BLOCK_NONE || best.gen < gen ||
+           (best.gen == gen && best.desc >= d);
 }
 
 enum verdict { V_INCOMPLETE, V_STALE, V_KEPT };
@@ -201,7 +198,7 @@ int mode_recover(ekv_store *s, unsigned r)
 
 int mode_init(ekv_store *s)
 {
-    size_t size = sizeof(ekv_entry) + s->n * sizeof(ekv_slot);
+    size_t size = sizeof(ekv_entry) + nrep(s) * sizeof(ekv_slot);
     s->tmp = mem_alloc(&s->alloc, size);
     if (!s->tmp)
         return EKV_ENOMEM;
@@ -211,7 +208,7 @@ int mode_init(ekv_store *s)
 
 void mode_release(ekv_store *s)
 {
-    mem_free(&s->alloc, s->tmp, sizeof(ekv_entry) + s->n * sizeof(ekv_slot));
+    mem_free(&s->alloc, s->tmp, sizeof(ekv_entry) + nrep(s) * sizeof(ekv_slot));
     s->tmp = NULL;
 }
 
@@ -221,7 +218,7 @@ ekv_entry *mode_locate_or_add(ekv_store *s, const uint8_t *key,
     ekv_entry *e = s->tmp;
     e->key_len = (uint16_t)key_len;
     s->lookup_err = 0;
-    for (unsigned r = 0; r < s->n; r++) {
+    for (unsigned r = 0; r < nrep(s); r++) {
         if (replica_active(s, r))
             find_on_replica(s, r, key, key_len, &e->rep[r]);
         else
@@ -233,7 +230,7 @@ ekv_entry *mode_locate_or_add(ekv_store *s, const uint8_t *key,
 ekv_entry *mode_locate(ekv_store *s, const uint8_t *key, size_t key_len)
 {
     ekv_entry *e = mode_locate_or_add(s, key, key_len);
-    for (unsigned r = 0; r < s->n; r++)
+    for (unsigned r = 0; r < nrep(s); r++)
         if (e->rep[r].desc != EKV_BLOCK_NONE)
             return e;
     return NULL;
@@ -272,7 +269,7 @@ void mode_release_block(ekv_store *s, unsigned r, uint32_t b)
 int mode_iterate(ekv_store *s, int (*fn)(void *, const ekv_key_info *),
                  void *ctx)
 {
-    for (unsigned r = 0; r < s->n; r++) {
+    for (unsigned r = 0; r < nrep(s); r++) {
         if (!replica_active(s, r))
             continue;
         for (uint32_t b = 1; b < s->bc; b++) {
@@ -318,7 +315,7 @@ uint32_t mode_records(ekv_store *s)
 size_t mode_memory(ekv_store *s, size_t *index_bytes)
 {
     *index_bytes = 0;
-    return sizeof(ekv_entry) + s->n * sizeof(ekv_slot);
+    return sizeof(ekv_entry) + nrep(s) * sizeof(ekv_slot);
 }
 
 #ifndef EKV_READONLY

@@ -174,7 +174,7 @@ unsigned copies_in_order(const ekv_store *s, const ekv_entry *e,
                          unsigned order[])
 {
     unsigned n = 0;
-    for (unsigned r = 0; r < s->n; r++) {
+    for (unsigned r = 0; r < nrep(s); r++) {
         if (e->rep[r].desc == EKV_BLOCK_NONE)
             continue;
         unsigned i = n++;
@@ -258,7 +258,7 @@ int ekv_get(ekv_store *s, const void *key, size_t key_len, void *buf,
 int ekv_get_replica(ekv_store *s, unsigned i, const void *key, size_t key_len,
                     void *buf, size_t cap, size_t *len, uint32_t *generation)
 {
-    if (!key_args_ok(s, key, key_len) || i >= s->n || (!buf && cap))
+    if (!key_args_ok(s, key, key_len) || i >= nrep(s) || (!buf && cap))
         return EKV_EINVAL;
     if (!replica_active(s, i))
         return s->rep[i].status;
@@ -416,7 +416,7 @@ int write_everywhere(ekv_store *s, uint32_t mask, uint32_t count,
     int err = 0;
     unsigned r;
     uint32_t failed = EKV_BLOCK_NONE;
-    for (r = 0; r < s->n; r++) {
+    for (r = 0; r < nrep(s); r++) {
         desc[r] = EKV_BLOCK_NONE;
         if (!(mask & (1u << r)))
             continue;
@@ -435,7 +435,7 @@ int write_everywhere(ekv_store *s, uint32_t mask, uint32_t count,
     if (failed != EKV_BLOCK_NONE && failed != desc[r] &&
         dev_write(s, r, failed, s->ebuf) == 0)
         mode_release_block(s, r, failed);
-    for (unsigned u = 0; u <= r && u < s->n; u++)
+    for (unsigned u = 0; u <= r && u < nrep(s); u++)
         if (desc[u] != EKV_BLOCK_NONE)
             (void)erase_chain(s, u, desc[u], u == r ? 0 : count);
     return err;
@@ -465,7 +465,7 @@ int ekv_put_flags(ekv_store *s, const void *key_, size_t key_len,
     uint32_t count = (uint32_t)nb;
 
     uint32_t mask = 0;
-    for (unsigned r = 0; r < s->n; r++) {
+    for (unsigned r = 0; r < nrep(s); r++) {
         if (!replica_active(s, r))
             continue;
         if (mode_free_count(s, r, count) < count)
@@ -481,7 +481,7 @@ int ekv_put_flags(ekv_store *s, const void *key_, size_t key_len,
     if (s->lookup_err)
         return s->lookup_err;
     uint32_t gen = 0;
-    for (unsigned r = 0; r < s->n; r++)
+    for (unsigned r = 0; r < nrep(s); r++)
         if (e->rep[r].desc != EKV_BLOCK_NONE && e->rep[r].gen > gen)
             gen = e->rep[r].gen;
     /* Generation 0xFFFFFFFF + 1 would wrap to 0 and lose to the old
@@ -493,7 +493,7 @@ int ekv_put_flags(ekv_store *s, const void *key_, size_t key_len,
     /* Keep what the old records were: in scan mode e is scratch that
      * writing may not touch, but the erase below needs it. */
     ekv_slot old[EKV_MAX_REPLICAS] = {{0}}; /* zeroed: quiets the analyzer */
-    for (unsigned r = 0; r < s->n; r++)
+    for (unsigned r = 0; r < nrep(s); r++)
         old[r] = e->rep[r];
 
     uint32_t desc[EKV_MAX_REPLICAS];
@@ -507,7 +507,7 @@ int ekv_put_flags(ekv_store *s, const void *key_, size_t key_len,
     /* Phase two: the new record is durable everywhere; retire old ones.
      * An erase that fails only costs space until the next recovery, and
      * the newer generation wins meanwhile: the put has succeeded. */
-    for (unsigned r = 0; r < s->n; r++) {
+    for (unsigned r = 0; r < nrep(s); r++) {
         if (!(mask & (1u << r)))
             continue;
         /* A record left behind here would come back once a delete has
@@ -545,7 +545,7 @@ int ekv_delete(ekv_store *s, const void *key, size_t key_len)
     ekv_entry *e = mode_locate(s, key, key_len);
     if (!e)
         return s->lookup_err ? s->lookup_err : EKV_ENOENT;
-    for (unsigned r = 0; r < s->n; r++) {
+    for (unsigned r = 0; r < nrep(s); r++) {
         ekv_slot *sl = &e->rep[r];
         if (sl->desc == EKV_BLOCK_NONE)
             continue;
@@ -633,7 +633,7 @@ static int rebuild(ekv_store *s)
 {
     mode_release(s);
     int err = mode_init(s);
-    for (unsigned r = 0; r < s->n && !err; r++)
+    for (unsigned r = 0; r < nrep(s) && !err; r++)
         if (replica_active(s, r))
             err = mode_recover(s, r);
     return err;
@@ -667,7 +667,7 @@ void ekv_close(ekv_store *s)
     mode_release(s);
     mem_free(&s->alloc, s->rbuf, (size_t)s->bs * 3);
     ekv_allocator a = s->alloc;
-    mem_free(&a, s, store_size(s->n));
+    mem_free(&a, s, store_size(nrep(s)));
 }
 
 int ekv_open(ekv_store **out, ekv_device *const devs[], unsigned n,
@@ -769,9 +769,9 @@ int ekv_stats_get(ekv_store *s, ekv_stats *st)
     memset(st, 0, sizeof(*st));
     st->block_size = s->bs;
     st->block_count = s->bc;
-    st->replicas = s->n;
+    st->replicas = nrep(s);
     st->free_blocks = 0xffffffffu;
-    for (unsigned r = 0; r < s->n; r++) {
+    for (unsigned r = 0; r < nrep(s); r++) {
         if (!replica_active(s, r))
             continue;
         st->active_replicas++;
@@ -786,14 +786,14 @@ int ekv_stats_get(ekv_store *s, ekv_stats *st)
     st->max_key_size = EKV_MAX_KEY_SIZE(s->bs);
     st->read_only = (s->flags & EKV_OPEN_RDONLY) != 0;
     st->io_errors = s->io_errors;
-    st->memory_bytes = mode_memory(s, &st->index_bytes) + store_size(s->n) +
+    st->memory_bytes = mode_memory(s, &st->index_bytes) + store_size(nrep(s)) +
                        (size_t)s->bs * 3;
     return 0;
 }
 
 int ekv_replica_report_get(ekv_store *s, unsigned i, ekv_replica_report *r)
 {
-    if (!s || !r || i >= s->n)
+    if (!s || !r || i >= nrep(s))
         return EKV_EINVAL;
     *r = s->rep[i].report;
     return 0;
