@@ -241,6 +241,14 @@ static inline bool replica_active(const ekv_store *s, unsigned r)
     return EKV_MAX_REPLICAS == 1 || s->rep[r].status == 0;
 }
 
+/* Whether the store was opened read-only; always so in an EKV_READONLY
+ * build, which lets the compiler drop what only a writer does. */
+#ifdef EKV_READONLY
+#define store_rdonly(s) ((void)(s), true)
+#else
+#define store_rdonly(s) (((s)->flags & EKV_OPEN_RDONLY) != 0)
+#endif
+
 /* store.c, for the modes */
 /* With EKV_OPEN_ERASE_AUTO, settle the erase byte from the free blocks the
  * scan of the first recovered replica counted (free00/freeff). */

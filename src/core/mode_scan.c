@@ -129,45 +129,47 @@ int mode_recover(ekv_store *s, unsigned r)
     rep->stale_records = rep->erased_blocks = rep->erasable_blocks = 0;
     rep->keys = 0;
 
-    /* Pass 1: count, and learn whether every block can be read. */
-    for (uint32_t b = 1; b < s->bc; b++) {
-        uint8_t *blk = s->rbuf;
-        if (dev_read(s, r, b, blk)) {
-            rep->unreadable_blocks++;
-            continue;
-        }
-        bool valid = (blk[0] == EKV_TYPE_DESCRIPTOR ||
-                      blk[0] == EKV_TYPE_CHUNK) &&
-                     read_crc_ok(s, blk);
-        if (valid && blk[0] == EKV_TYPE_DESCRIPTOR)
-            rep->descriptor_blocks++;
-        else if (valid)
-            rep->chunk_blocks++;
-        else if (is_free(blk)) {
-            rep->free_blocks++;
+    /* Erase what is not kept only when we may write and every block can
+     * be read: an unreadable block might be the missing part of a record.
+     * A writable store learns that in a first pass, which also counts the
+     * free blocks' first bytes for EKV_OPEN_ERASE_AUTO; a read-only one
+     * erases nothing and needs no such pass. */
+    bool may_erase = !store_rdonly(s);
 #ifndef EKV_READONLY
-            if (blk[0] == 0xff)
-                s->freeff++;
-            else
-                s->free00++;
-#endif
+    for (uint32_t b = 1; b < s->bc && !store_rdonly(s); b++) {
+        if (dev_read(s, r, b, s->rbuf)) {
+            rep->unreadable_blocks++;
+            may_erase = false;
         }
-        else
-            rep->garbage_blocks++;
+        else if (s->rbuf[0] == 0xff)
+            s->freeff++;
+        else if (s->rbuf[0] == 0x00)
+            s->free00++;
     }
-
-    /* Pass 2: judge every used block; erase what is not kept, when we may
-     * write and nothing was unreadable (an unreadable block might be the
-     * missing part of a record). */
+#endif
     decide_erase_byte(s);
-    bool may_erase = !(s->flags & EKV_OPEN_RDONLY) && !rep->unreadable_blocks;
+
+    /* Count and judge every block; erase what is not kept. */
     bool erased = false;
     for (uint32_t b = 1; b < s->bc; b++) {
         uint8_t *blk = s->rbuf;
-        if (dev_read(s, r, b, blk) || is_free(blk))
+        if (dev_read(s, r, b, blk)) {
+            /* A writable store counted them in the first pass. */
+            if (store_rdonly(s))
+                rep->unreadable_blocks++;
             continue;
+        }
+        if (is_free(blk)) {
+            rep->free_blocks++;
+            continue;
+        }
         bool keep = false;
-        if (blk[0] == EKV_TYPE_DESCRIPTOR && read_crc_ok(s, blk)) {
+        bool valid = (blk[0] == EKV_TYPE_DESCRIPTOR ||
+                      blk[0] == EKV_TYPE_CHUNK) && read_crc_ok(s, blk);
+        if (!valid) {
+            rep->garbage_blocks++;
+        } else if (blk[0] == EKV_TYPE_DESCRIPTOR) {
+            rep->descriptor_blocks++;
             enum verdict v = judge(s, r, b);
             keep = v == V_KEPT;
             if (v == V_INCOMPLETE)
@@ -178,9 +180,10 @@ int mode_recover(ekv_store *s, unsigned r)
                 rep->stale_records++;
             if (keep)
                 rep->keys++;
-        } else if (blk[0] == EKV_TYPE_CHUNK && read_crc_ok(s, blk) &&
-                   chunk_sane(blk, s->bs)) {
-            keep = chunk_kept(s, r, b, get_le32(blk + CHUNK_OWNER));
+        } else {
+            rep->chunk_blocks++;
+            keep = chunk_sane(blk, s->bs) &&
+                   chunk_kept(s, r, b, get_le32(blk + CHUNK_OWNER));
         }
         if (keep)
             continue;
@@ -190,9 +193,11 @@ int mode_recover(ekv_store *s, unsigned r)
             erased = true;
         }
     }
-    if (erased && dev_flush(s, r) != 0)
-        rep->erased_blocks = 0;
-    rep->free_blocks = mode_free_count(s, r, s->bc);
+    if (erased) {
+        if (dev_flush(s, r) != 0)
+            rep->erased_blocks = 0;
+        rep->free_blocks = mode_free_count(s, r, s->bc);
+    }
     return 0;
 }
 
