@@ -46,6 +46,37 @@
 #define CHUNK_PAYLOAD_SIZE 12
 #define CHUNK_NEXT 16
 
+/* Little-endian fields at any alignment. On a little-endian target the
+ * fixed-size memcpy is one load or store where the CPU allows unaligned
+ * access (Cortex-M3 and up, x86) and byte accesses where it does not: the
+ * compiler knows which, so the code is always correct and small. (The
+ * builtin, as a freestanding build does not treat memcpy as one.) */
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && \
+    __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+static inline uint16_t get_le16(const uint8_t *p)
+{
+    uint16_t v;
+    __builtin_memcpy(&v, p, sizeof(v));
+    return v;
+}
+
+static inline uint32_t get_le32(const uint8_t *p)
+{
+    uint32_t v;
+    __builtin_memcpy(&v, p, sizeof(v));
+    return v;
+}
+
+static inline void put_le16(uint8_t *p, uint16_t v)
+{
+    __builtin_memcpy(p, &v, sizeof(v));
+}
+
+static inline void put_le32(uint8_t *p, uint32_t v)
+{
+    __builtin_memcpy(p, &v, sizeof(v));
+}
+#else
 static inline uint16_t get_le16(const uint8_t *p)
 {
     return (uint16_t)(p[0] | (p[1] << 8));
@@ -70,6 +101,7 @@ static inline void put_le32(uint8_t *p, uint32_t v)
     p[2] = (uint8_t)(v >> 16);
     p[3] = (uint8_t)(v >> 24);
 }
+#endif
 
 /* Value bytes a descriptor / a chunk of this block size can hold. */
 static inline uint32_t first_capacity(uint32_t bs, uint32_t key_len)
