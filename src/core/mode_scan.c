@@ -22,14 +22,14 @@ static bool is_free(const uint8_t *blk)
     return blk[0] == 0x00 || blk[0] == 0xff;
 }
 
-static bool is_descriptor(const ekv_store *s, const uint8_t *blk)
-{
-    return blk[0] == EKV_TYPE_DESCRIPTOR && read_crc_ok(s, blk) &&
-           desc_sane(blk, s->bs);
-}
-
+/* Whether blk may be a descriptor of key: the cheap filter a scan applies
+ * before read_record verifies the whole record (type, CRC, fields, chain).
+ * The key comparison stays inside the block, as key_len is a valid key
+ * length. */
 static bool same_key(const uint8_t *blk, const uint8_t *key, size_t key_len)
 {
+    if (blk[0] != EKV_TYPE_DESCRIPTOR)
+        return false;
     return get_le16(blk + DESC_KEY_SIZE) == key_len &&
            (!key_len ||
             memcmp(blk + EKV_DESCRIPTOR_HEADER_SIZE, key, key_len) == 0);
@@ -57,8 +57,10 @@ static void find_on_replica(ekv_store *s, unsigned r, const uint8_t *key,
             s->lookup_err = err;
             continue;
         }
-        if (!is_descriptor(s, s->rbuf) || !same_key(s->rbuf, key, key_len))
+        if (!same_key(s->rbuf, key, key_len))
             continue;
+        /* Unverified yet: a corrupt block's generation only decides
+         * whether read_record looks at it. */
         ekv_slot cand = slot_of(s->rbuf, b);
         if (best->desc != EKV_BLOCK_NONE && cand.gen <= best->gen)
             continue;
@@ -93,7 +95,9 @@ enum verdict { V_INCOMPLETE, V_STALE, V_KEPT };
  * in wbuf. */
 static enum verdict judge(ekv_store *s, unsigned r, uint32_t d)
 {
-    if (dev_read(s, r, d, s->wbuf) || !is_descriptor(s, s->wbuf))
+    /* read_record reads the descriptor again and verifies all of it
+     * (type, CRC, fields) before the key or sizes taken here matter. */
+    if (dev_read(s, r, d, s->wbuf) || s->wbuf[0] != EKV_TYPE_DESCRIPTOR)
         return V_INCOMPLETE;
     ekv_slot sl = slot_of(s->wbuf, d);
     if (read_record(s, r, &sl, s->wbuf + EKV_DESCRIPTOR_HEADER_SIZE,

@@ -52,20 +52,21 @@ int dev_read(ekv_store *s, unsigned r, uint32_t b, void *buf)
 {
     ekv_device *d = s->rep[r].dev;
     const uint8_t *p = buf;
+    int err = 0;
     s->sound = NULL;
-    int err = d->read(d, b, buf);
-    if (!err && read_plausible(buf, s->bs))
-        goto plausible;
-    if (err)
-        s->io_errors++;
-    err = io_result(s, d->read(d, b, buf));
-    if (err || !read_plausible(buf, s->bs))
-        return err;
-plausible:
-    /* read_plausible checked the CRC of a typed block: remember it. */
-    if (p[0] >= EKV_TYPE_HEADER && p[0] <= EKV_TYPE_CHUNK)
-        s->sound = p;
-    return 0;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        err = io_result(s, d->read(d, b, buf));
+        if (!err && read_plausible(p, s->bs)) {
+            /* read_plausible checked the CRC of a typed block: remember
+             * it. */
+            if (p[0] >= EKV_TYPE_HEADER && p[0] <= EKV_TYPE_CHUNK)
+                s->sound = p;
+            return 0;
+        }
+    }
+    /* Two failed reads, or twice neither valid nor erased: the caller
+     * judges what it got. */
+    return err;
 }
 
 #ifndef EKV_READONLY
@@ -725,7 +726,7 @@ int ekv_open(ekv_store **out, ekv_device *const devs[], unsigned n,
     }
     mem_free(&s->alloc, hdr, hdr_size);
     /* A replica checked before the geometry was known may disagree. */
-    for (unsigned r = 0; r < n && good; r++)
+    for (unsigned r = 0; EKV_MAX_REPLICAS > 1 && r < n && good; r++)
         if (replica_active(s, r) && (devs[r]->block_size != s->bs ||
                                      devs[r]->block_count != s->bc)) {
             s->rep[r].status = s->rep[r].report.status = EKV_EDOM;
