@@ -207,18 +207,15 @@ int mode_recover(ekv_store *s, unsigned r)
 
 int mode_init(ekv_store *s)
 {
-    size_t size = sizeof(ekv_entry) + nrep(s) * sizeof(ekv_slot);
-    s->tmp = mem_alloc(&s->alloc, size);
-    if (!s->tmp)
-        return EKV_ENOMEM;
-    memset(s->tmp, 0, size);
+    /* The scratch entry lives in the store's own allocation, after the
+     * replicas (store.c: store_size). */
+    s->tmp = (ekv_entry *)(void *)&s->rep[nrep(s)];
     return 0;
 }
 
 void mode_release(ekv_store *s)
 {
-    mem_free(&s->alloc, s->tmp, sizeof(ekv_entry) + nrep(s) * sizeof(ekv_slot));
-    s->tmp = NULL;
+    (void)s;
 }
 
 ekv_entry *mode_locate_or_add(ekv_store *s, const uint8_t *key,
@@ -323,8 +320,9 @@ uint32_t mode_records(ekv_store *s)
 
 size_t mode_memory(ekv_store *s, size_t *index_bytes)
 {
+    (void)s;
     *index_bytes = 0;
-    return sizeof(ekv_entry) + nrep(s) * sizeof(ekv_slot);
+    return 0; /* the scratch entry is counted with the store */
 }
 
 #ifndef EKV_READONLY

@@ -642,7 +642,14 @@ static int rebuild(ekv_store *s)
 
 static size_t store_size(unsigned n)
 {
+#ifdef EKV_NO_INDEX
+    /* Scan mode keeps its one scratch entry (s->tmp) after the replicas:
+     * one allocation less to make and to undo. */
+    return sizeof(ekv_store) + n * sizeof(ekv_replica) + sizeof(ekv_entry) +
+           n * sizeof(ekv_slot);
+#else
     return sizeof(ekv_store) + n * sizeof(ekv_replica);
+#endif
 }
 
 /* EKV_STORE_MEMORY in embedkv.h must stay an upper bound. */
@@ -657,8 +664,7 @@ size_t ekv_store_memory(uint32_t block_size, unsigned replicas)
 {
     /* What an open store in scan mode holds; the indexed mode adds the
      * index and free maps (ekv_stats_get reports them). */
-    return store_size(replicas) + (size_t)block_size * 3 +
-           sizeof(ekv_entry) + replicas * sizeof(ekv_slot) + 4 * 8;
+    return store_size(replicas) + (size_t)block_size * 3 + 4 * 8;
 }
 
 void ekv_close(ekv_store *s)
