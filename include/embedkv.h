@@ -497,7 +497,16 @@ int ekv_read_header(ekv_device *dev, ekv_block_info *info);
 #endif
 
 /* CRC-32/IEEE (zlib's crc32()) of len bytes, continuing from crc (start
- * with 0). */
+ * with 0): ekv_crc32(ekv_crc32(0, a, n), b, m) is the CRC of a then b.
+ *
+ * Platform CRC: a core built with EKV_CRC_EXTERN does not define this
+ * function; the platform does, with exactly this contract (reflected
+ * polynomial 0xEDB88320, initial value and final XOR 0xFFFFFFFF applied
+ * inside, so that it chains as above), typically over a hardware CRC unit
+ * or a ROM routine. The core then has no CRC table and computes every
+ * block's CRC through it; it may be called with any alignment and any
+ * length, len 0 included (return crc then). EKV_CRC_SMALL has no effect
+ * with EKV_CRC_EXTERN. */
 uint32_t ekv_crc32(uint32_t crc, const void *buf, size_t len);
 
 #ifdef __cplusplus

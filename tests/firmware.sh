@@ -69,9 +69,12 @@ minflags=(-mcpu=cortex-m4 -mthumb -Os -std=c11 -ffreestanding -ffunction-section
           -fdata-sections -Wall -Wextra -Werror -Iinclude -Isrc/core
           -DEKV_NO_MALLOC -DEKV_CRC_SMALL -DEKV_NO_INDEX -DEKV_MAX_REPLICAS=1u)
 echo "minimal application (EKV_NO_INDEX EKV_CRC_SMALL EKV_NO_MALLOC EKV_MAX_REPLICAS=1, -nostdlib --gc-sections):"
-for app in rw ro; do
+for app in rw ro crcext; do
     extra=()
+    plat=()
     [ $app = ro ] && extra=(-DEKV_READONLY)
+    # The platform CRC switch: the application supplies ekv_crc32.
+    [ $app = crcext ] && extra=(-DEKV_CRC_EXTERN) && plat=(--platform ekv_crc32)
     dir=$out/min-$app
     elf=$dir/min_app.elf
     mkdir -p "$dir"
@@ -87,9 +90,13 @@ for app in rw ro; do
         status=1
         continue
     fi
-    read -r code data div < <(python3 tests/firmware/min_size.py "$elf")
-    printf '  %-3s core code %5d B  data+bss %3d B  libgcc division helpers: %s\n' \
+    read -r code data div < <(python3 tests/firmware/min_size.py "$elf" "${plat[@]}")
+    printf '  %-6s core code %5d B  data+bss %3d B  libgcc division helpers: %s\n' \
         "$app" "$code" "$data" "$div"
+    if [ "$div" != none ]; then
+        echo "firmware: minimal $app application links libgcc division helpers" >&2
+        status=1
+    fi
 done
 echo "  stack of each call the minimal application makes (callbacks excluded):"
 for app in rw ro; do

@@ -4,6 +4,17 @@
  */
 #include "ekv_internal.h"
 
+#ifdef EKV_CRC_EXTERN
+/* The platform supplies ekv_crc32() (a hardware CRC unit, a ROM routine):
+ * the core has no CRC code or table of its own and computes every block's
+ * CRC through it. */
+uint32_t block_crc(const uint8_t *buf, uint32_t bs)
+{
+    static const uint8_t zero[EKV_CRC_SIZE];
+    return ekv_crc32(ekv_crc32(0, buf, bs - EKV_CRC_SIZE), zero,
+                     EKV_CRC_SIZE);
+}
+#else /* !EKV_CRC_EXTERN: the core's own CRC */
 #ifdef EKV_CRC_SMALL
 /* 16-entry table, half a byte per step: 64 bytes of table for small
  * targets, about a quarter of the byte table's speed. */
@@ -56,6 +67,7 @@ uint32_t block_crc(const uint8_t *buf, uint32_t bs)
     uint32_t c = crc_update(0xffffffffu, buf, bs - EKV_CRC_SIZE);
     return ~crc_update(c, zero, EKV_CRC_SIZE);
 }
+#endif /* EKV_CRC_EXTERN */
 
 void block_seal(uint8_t *buf, uint32_t bs)
 {

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""min_size.py ELF - the minimal-application footprint of issue 11.
+"""min_size.py ELF [--platform SYMBOL...] - the minimal-application
+footprint of issue 11.
 
 Prints "CODE DATA DIVHELPERS" for the linked min_app.elf. CODE is the size
 of every code and read-only data symbol (nm types T, t, W, R, r) linked,
@@ -7,7 +8,8 @@ except the application's own (app_*) and the C library's memcpy, memset
 and memcmp (min_app.c supplies them); a code symbol without a size (an
 assembly helper from libgcc) counts up to the next symbol. DATA is the same
 for data and bss (D, d, B, b). DIVHELPERS names the libgcc division helpers
-linked, or "none".
+linked, or "none". --platform names further symbols the application
+supplies (ekv_crc32 in an EKV_CRC_EXTERN build), left out as its own.
 """
 import re
 import subprocess
@@ -19,6 +21,7 @@ DIV = re.compile(r"^(__(u)?(div|mod)(di|si)3|__(u)?divmod(di|si)4|"
 
 
 def main():
+    platform = set(sys.argv[3:]) if sys.argv[2:3] == ["--platform"] else set()
     out = subprocess.run(["arm-none-eabi-nm", "-n", "-S", sys.argv[1]],
                          check=True, capture_output=True, text=True).stdout
     syms = []
@@ -33,7 +36,7 @@ def main():
     for i, (addr, size, kind, name) in enumerate(syms):
         if DIV.match(name):
             div.add(name)
-        if APP.match(name):
+        if APP.match(name) or name in platform:
             continue
         if size is None:
             if kind not in "Tt":
