@@ -11,6 +11,13 @@
 
 #include "embedkv.h"
 
+/* A function the compiler must keep out of line (to bound stack depth). */
+#if defined(__GNUC__)
+#define EKV_NOINLINE __attribute__((noinline))
+#else
+#define EKV_NOINLINE
+#endif
+
 /* Block type bytes. */
 #define EKV_TYPE_HEADER 0x01u
 #define EKV_TYPE_DESCRIPTOR 0x02u

@@ -81,27 +81,39 @@ static void find_on_replica(ekv_store *s, unsigned r, const uint8_t *key,
  * afresh. */
 static bool is_newest(ekv_store *s, unsigned r, uint32_t d)
 {
-    ekv_slot best;
+    /* The answer goes to the scratch entry, not the stack: recovery's
+     * deepest path runs through here (mode_iterate, the only other caller
+     * of judge, fills the scratch entry afresh after judging). */
+    ekv_slot *best = &s->tmp->rep[r];
     uint32_t gen = get_le32(s->wbuf + DESC_GENERATION);
     find_on_replica(s, r, s->wbuf + EKV_DESCRIPTOR_HEADER_SIZE,
-                    get_le16(s->wbuf + DESC_KEY_SIZE), &best);
-    return best.desc == EKV_BLOCK_NONE || best.gen < gen ||
-           (best.gen == gen && best.desc >= d);
+                    get_le16(s->wbuf + DESC_KEY_SIZE), best);
+    return best->desc == EKV_BLOCK_NONE || best->gen < gen ||
+           (best->gen == gen && best->desc >= d);
 }
 
 enum verdict { V_INCOMPLETE, V_STALE, V_KEPT };
+
+/* Whether the record whose descriptor is at block d is complete; leaves
+ * the descriptor in wbuf. Kept apart from judge (never inlined) so that
+ * its slot is off the stack while is_newest scans: recovery's deepest
+ * path runs through here. */
+EKV_NOINLINE static bool complete(ekv_store *s, unsigned r, uint32_t d)
+{
+    /* read_record reads the descriptor again and verifies all of it
+     * (type, CRC, fields) before the key or sizes taken here matter. */
+    if (dev_read(s, r, d, s->wbuf) || s->wbuf[0] != EKV_TYPE_DESCRIPTOR)
+        return false;
+    ekv_slot sl = slot_of(s->wbuf, d);
+    return read_record(s, r, &sl, s->wbuf + EKV_DESCRIPTOR_HEADER_SIZE,
+                       get_le16(s->wbuf + DESC_KEY_SIZE), NULL) == 0;
+}
 
 /* Judge the record whose descriptor is at block d; leaves the descriptor
  * in wbuf. */
 static enum verdict judge(ekv_store *s, unsigned r, uint32_t d)
 {
-    /* read_record reads the descriptor again and verifies all of it
-     * (type, CRC, fields) before the key or sizes taken here matter. */
-    if (dev_read(s, r, d, s->wbuf) || s->wbuf[0] != EKV_TYPE_DESCRIPTOR)
-        return V_INCOMPLETE;
-    ekv_slot sl = slot_of(s->wbuf, d);
-    if (read_record(s, r, &sl, s->wbuf + EKV_DESCRIPTOR_HEADER_SIZE,
-                    get_le16(s->wbuf + DESC_KEY_SIZE), NULL) != 0)
+    if (!complete(s, r, d))
         return V_INCOMPLETE;
     return is_newest(s, r, d) ? V_KEPT : V_STALE;
 }
@@ -144,17 +156,16 @@ int mode_recover(ekv_store *s, unsigned r)
         if (dev_read(s, r, b, s->rbuf)) {
             rep->unreadable_blocks++;
             may_erase = false;
-        }
-        else if (s->rbuf[0] == 0xff)
+        } else if (s->rbuf[0] == 0xff) {
             s->freeff++;
-        else if (s->rbuf[0] == 0x00)
+        } else if (s->rbuf[0] == 0x00) {
             s->free00++;
+        }
     }
 #endif
     decide_erase_byte(s);
 
     /* Count and judge every block; erase what is not kept. */
-    bool erased = false;
     for (uint32_t b = 1; b < s->bc; b++) {
         uint8_t *blk = s->rbuf;
         if (dev_read(s, r, b, blk)) {
@@ -192,12 +203,10 @@ int mode_recover(ekv_store *s, unsigned r)
         if (keep)
             continue;
         rep->erasable_blocks++;
-        if (may_erase && dev_write(s, r, b, s->ebuf) == 0) {
+        if (may_erase && dev_write(s, r, b, s->ebuf) == 0)
             rep->erased_blocks++;
-            erased = true;
-        }
     }
-    if (erased) {
+    if (may_erase && rep->erased_blocks) {
         if (dev_flush(s, r) != 0)
             rep->erased_blocks = 0;
         rep->free_blocks = mode_free_count(s, r, s->bc);
