@@ -103,7 +103,9 @@ bool geometry_supported(uint32_t bs, uint32_t bc)
 int header_validate(const uint8_t *buf, uint32_t bs, uint32_t dev_bs,
                     uint32_t dev_bc)
 {
-    if (buf[0] != EKV_TYPE_HEADER || memcmp(buf + HDR_MAGIC, "EKV", 3) != 0)
+    /* Type byte and "EKV" magic, the first four bytes, in one compare. */
+    if (get_le32(buf) != (EKV_TYPE_HEADER | (uint32_t)'E' << 8 |
+                          (uint32_t)'K' << 16 | (uint32_t)'V' << 24))
         return EKV_EBADHDR;
     uint32_t hbs = get_le32(buf + HDR_BLOCK_SIZE);
     uint32_t hbc = get_le32(buf + HDR_BLOCK_COUNT);

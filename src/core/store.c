@@ -718,7 +718,7 @@ int ekv_open(ekv_store **out, ekv_device *const devs[], unsigned n,
     for (unsigned r = 0; r < n && err != EKV_ENOMEM; r++) {
         s->rep[r].dev = devs[r];
         int rc = hdr ? read_header(s, r, hdr) : EKV_EDOM;
-        if (!rc && !(s->flags & EKV_OPEN_RDONLY) && !devs[r]->write)
+        if (!rc && !store_rdonly(s) && !devs[r]->write)
             rc = EKV_EROFS;
         s->rep[r].status = s->rep[r].report.status = rc;
         if (rc && !err)
