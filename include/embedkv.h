@@ -418,7 +418,12 @@ typedef struct ekv_replica_report {
 
 /*
  * ekv_replica_report_get - what opening (or the last ekv_recover) found on
- * replica i. Returns 0, or EKV_EINVAL for a bad index. No device I/O.
+ * replica i. Returns 0, or EKV_EINVAL for a bad index. No device I/O,
+ * except in a read-only scanning build (EKV_READONLY with EKV_NO_INDEX):
+ * opening there runs no recovery pass (it would erase nothing and keep
+ * nothing, as every lookup verifies what it reads), so the first call
+ * after an open or ekv_recover scans the replica to fill the report, with
+ * the stack and the O(blocks^2) reads a recovery takes.
  */
 int ekv_replica_report_get(ekv_store *s, unsigned i, ekv_replica_report *r);
 

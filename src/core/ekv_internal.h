@@ -238,6 +238,9 @@ typedef struct ekv_replica {
     ekv_freemap fm;
 #endif
     ekv_replica_report report;
+#if defined(EKV_NO_INDEX) && defined(EKV_READONLY)
+    bool report_due; /* report not computed yet (mode_scan.c) */
+#endif
 } ekv_replica;
 
 struct ekv_store {
@@ -348,6 +351,16 @@ unsigned copies_in_order(const ekv_store *s, const ekv_entry *e,
 int mode_init(ekv_store *s);        /* before recovering every replica */
 void mode_release(ekv_store *s);    /* frees what mode_init and use made */
 int mode_recover(ekv_store *s, unsigned r);
+/* Bring replica r's report up to date before it is handed out: a no-op,
+ * but for the read-only scanning build, which computes it on demand. */
+#if defined(EKV_NO_INDEX) && defined(EKV_READONLY)
+void mode_report(ekv_store *s, unsigned r);
+#else
+static inline void mode_report(ekv_store *s, unsigned r)
+{
+    (void)s, (void)r;
+}
+#endif
 /* The key's entry (slots of every replica), or NULL when no replica has
  * a complete record of it. Scan mode returns s->tmp (overwritten by the
  * next call). */

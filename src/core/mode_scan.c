@@ -136,7 +136,9 @@ static bool chunk_kept(ekv_store *s, unsigned r, uint32_t c, uint32_t owner)
     return false;
 }
 
-int mode_recover(ekv_store *s, unsigned r)
+/* Recovery of replica r: count and judge every block, erase what is not
+ * kept (when writable), fill the replica's report. */
+static int recover_replica(ekv_store *s, unsigned r)
 {
     ekv_replica_report *rep = &s->rep[r].report;
     rep->free_blocks = rep->descriptor_blocks = rep->chunk_blocks = 0;
@@ -213,6 +215,31 @@ int mode_recover(ekv_store *s, unsigned r)
     }
     return 0;
 }
+
+#ifdef EKV_READONLY
+/* A read-only build never erases and keeps nothing per key: every lookup
+ * verifies the records it reads, so opening needs no recovery pass at all.
+ * Only the replica's report needs one; it runs when the report is first
+ * asked for (ekv_replica_report_get), not on every boot. */
+int mode_recover(ekv_store *s, unsigned r)
+{
+    s->rep[r].report_due = true;
+    return 0;
+}
+
+void mode_report(ekv_store *s, unsigned r)
+{
+    if (s->rep[r].report_due) {
+        s->rep[r].report_due = false;
+        (void)recover_replica(s, r);
+    }
+}
+#else
+int mode_recover(ekv_store *s, unsigned r)
+{
+    return recover_replica(s, r);
+}
+#endif
 
 int mode_init(ekv_store *s)
 {

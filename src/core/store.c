@@ -802,6 +802,8 @@ int ekv_replica_report_get(ekv_store *s, unsigned i, ekv_replica_report *r)
 {
     if (!s || !r || i >= nrep(s))
         return EKV_EINVAL;
+    if (replica_active(s, i))
+        mode_report(s, i); /* read-only scanning build: computed now */
     *r = s->rep[i].report;
     return 0;
 }
