@@ -284,21 +284,29 @@ void mode_forget(ekv_store *s, ekv_entry *e)
     (void)e;
 }
 
+/* The lowest free block of replica r from block b on, or EKV_BLOCK_NONE. */
+static uint32_t next_free(ekv_store *s, unsigned r, uint32_t b)
+{
+    for (; b < s->bc; b++)
+        if (dev_read(s, r, b, s->rbuf) == 0 && is_free(s->rbuf))
+            return b;
+    return EKV_BLOCK_NONE;
+}
+
 uint32_t mode_free_count(ekv_store *s, unsigned r, uint32_t need)
 {
     uint32_t n = 0;
-    for (uint32_t b = 1; b < s->bc && n < need; b++)
-        if (dev_read(s, r, b, s->rbuf) == 0 && is_free(s->rbuf))
-            n++;
+    for (uint32_t b = 0; n < need && (b = next_free(s, r, b + 1)) !=
+                                         EKV_BLOCK_NONE;)
+        n++;
     return n;
 }
 
 uint32_t mode_alloc(ekv_store *s, unsigned r, uint32_t after)
 {
-    for (uint32_t b = after == EKV_BLOCK_NONE ? 1 : after + 1; b < s->bc; b++)
-        if (dev_read(s, r, b, s->rbuf) == 0 && is_free(s->rbuf))
-            return b;
-    return EKV_BLOCK_NONE;
+    /* EKV_BLOCK_NONE + 1 wraps to 0, and block 0 is the header: start at
+     * 1 then. */
+    return next_free(s, r, after == EKV_BLOCK_NONE ? 1 : after + 1);
 }
 
 void mode_release_block(ekv_store *s, unsigned r, uint32_t b)
