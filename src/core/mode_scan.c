@@ -141,11 +141,15 @@ static bool chunk_kept(ekv_store *s, unsigned r, uint32_t c, uint32_t owner)
 static int recover_replica(ekv_store *s, unsigned r)
 {
     ekv_replica_report *rep = &s->rep[r].report;
-    rep->free_blocks = rep->descriptor_blocks = rep->chunk_blocks = 0;
-    rep->garbage_blocks = rep->unreadable_blocks = 0;
-    rep->complete_records = rep->incomplete_records = 0;
-    rep->stale_records = rep->erased_blocks = rep->erasable_blocks = 0;
-    rep->keys = 0;
+    /* Every counter, free_blocks through keys (one run of eleven fields;
+     * a field added among them must be a counter too). */
+    _Static_assert(offsetof(ekv_replica_report, keys) -
+                           offsetof(ekv_replica_report, free_blocks) ==
+                       10 * sizeof(uint32_t),
+                   "report counters are one run of fields");
+    memset(&rep->free_blocks, 0,
+           offsetof(ekv_replica_report, keys) + sizeof(rep->keys) -
+               offsetof(ekv_replica_report, free_blocks));
 
     /* Erase what is not kept only when we may write and every block can
      * be read: an unreadable block might be the missing part of a record.

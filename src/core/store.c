@@ -70,21 +70,28 @@ int dev_read(ekv_store *s, unsigned r, uint32_t b, void *buf)
 }
 
 #ifndef EKV_READONLY
-int dev_write(ekv_store *s, unsigned r, uint32_t b, const void *buf)
-{
-    ekv_device *d = s->rep[r].dev;
-    /* The one gate every write passes: a read-only store never writes. */
-    if ((s->flags & EKV_OPEN_RDONLY) || !d->write)
-        return EKV_EROFS;
-    return io_result(s, d->write(d, b, buf));
-}
-
-int dev_flush(ekv_store *s, unsigned r)
+/* The one gate every write and flush passes (buf NULL: flush): a
+ * read-only store never writes. One body for both keeps it one gate. */
+static int dev_out(ekv_store *s, unsigned r, uint32_t b, const void *buf)
 {
     ekv_device *d = s->rep[r].dev;
     if (s->flags & EKV_OPEN_RDONLY)
         return EKV_EROFS;
-    return d->flush ? io_result(s, d->flush(d)) : 0;
+    if (!buf)
+        return d->flush ? io_result(s, d->flush(d)) : 0;
+    if (!d->write)
+        return EKV_EROFS;
+    return io_result(s, d->write(d, b, buf));
+}
+
+int dev_write(ekv_store *s, unsigned r, uint32_t b, const void *buf)
+{
+    return dev_out(s, r, b, buf);
+}
+
+int dev_flush(ekv_store *s, unsigned r)
+{
+    return dev_out(s, r, 0, NULL);
 }
 #endif
 
