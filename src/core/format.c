@@ -145,14 +145,13 @@ void header_encode(uint8_t *buf, uint32_t bs, uint32_t bc,
 uint64_t record_blocks(uint32_t bs, size_t key_len, size_t val_len)
 {
     /* Division in size_t, the machine's own width: a 32-bit target then
-     * needs no 64-bit division helper from libgcc. The quotient plus one
-     * cannot overflow, as a chunk holds at least 40 bytes. */
+     * needs no 64-bit division helper from libgcc. */
     size_t first = first_capacity(bs, (uint32_t)key_len);
     size_t per = chunk_capacity(bs);
     if (val_len <= first)
         return 1;
-    size_t rest = val_len - first;
-    return 1 + (uint64_t)(rest / per) + (rest % per != 0);
+    /* 1 + ceil(rest / per) for rest >= 1, with no overflow. */
+    return 2 + (uint64_t)((val_len - first - 1) / per);
 }
 
 int ekv_block_decode(const void *buf_, uint32_t bs, ekv_block_info *info)
