@@ -11,11 +11,14 @@
 
 #include "embedkv.h"
 
-/* A function the compiler must keep out of line (to bound stack depth). */
+/* A function the compiler must keep out of line, or inline, to bound the
+ * stack depth. */
 #if defined(__GNUC__)
 #define EKV_NOINLINE __attribute__((noinline))
+#define EKV_ALWAYS_INLINE __attribute__((always_inline))
 #else
 #define EKV_NOINLINE
+#define EKV_ALWAYS_INLINE
 #endif
 
 /* Block type bytes. */

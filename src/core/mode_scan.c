@@ -44,11 +44,15 @@ static ekv_slot slot_of(const uint8_t *blk, uint32_t b)
     return sl;
 }
 
-/* The newest complete record of key on replica r (desc NONE if none). On
- * equal generations the lower block wins, as the scan meets it first. */
+/* The newest complete record of key on replica r, into s->tmp->rep[r]
+ * (desc NONE if none). On equal generations the lower block wins, as the
+ * scan meets it first. */
 static void find_on_replica(ekv_store *s, unsigned r, const uint8_t *key,
-                            size_t key_len, ekv_slot *best)
+                            size_t key_len)
 {
+    /* The answer goes to the scratch entry's slot r, which every caller
+     * reads it from: no output pointer, no slot on a caller's stack. */
+    ekv_slot *best = &s->tmp->rep[r];
     best->desc = EKV_BLOCK_NONE;
     for (uint32_t b = 1; b < s->bc; b++) {
         int err = dev_read(s, r, b, s->rbuf);
@@ -79,15 +83,16 @@ static void find_on_replica(ekv_store *s, unsigned r, const uint8_t *key,
  * the record is kept, the safe side. find_on_replica uses rbuf only, so the
  * key can stay in wbuf; it clobbers lookup_err, which each lookup sets
  * afresh. */
-static bool is_newest(ekv_store *s, unsigned r, uint32_t d)
+EKV_NOINLINE static bool is_newest(ekv_store *s, unsigned r, uint32_t d)
 {
-    /* The answer goes to the scratch entry, not the stack: recovery's
-     * deepest path runs through here (mode_iterate, the only other caller
-     * of judge, fills the scratch entry afresh after judging). */
-    ekv_slot *best = &s->tmp->rep[r];
+    /* find_on_replica answers in the scratch entry, not on the stack:
+     * recovery's deepest path runs through here (mode_iterate, the only
+     * other caller of judge, fills the scratch entry afresh after
+     * judging). */
+    const ekv_slot *best = &s->tmp->rep[r];
     uint32_t gen = get_le32(s->wbuf + DESC_GENERATION);
     find_on_replica(s, r, s->wbuf + EKV_DESCRIPTOR_HEADER_SIZE,
-                    get_le16(s->wbuf + DESC_KEY_SIZE), best);
+                    get_le16(s->wbuf + DESC_KEY_SIZE));
     return best->desc == EKV_BLOCK_NONE || best->gen < gen ||
            (best->gen == gen && best->desc >= d);
 }
@@ -110,8 +115,10 @@ EKV_NOINLINE static bool complete(ekv_store *s, unsigned r, uint32_t d)
 }
 
 /* Judge the record whose descriptor is at block d; leaves the descriptor
- * in wbuf. */
-static enum verdict judge(ekv_store *s, unsigned r, uint32_t d)
+ * in wbuf. Inline in its callers, so that the stack under recovery is the
+ * caller's frame, then complete's or is_newest's. */
+EKV_ALWAYS_INLINE static inline enum verdict judge(ekv_store *s, unsigned r,
+                                                   uint32_t d)
 {
     if (!complete(s, r, d))
         return V_INCOMPLETE;
@@ -266,7 +273,7 @@ ekv_entry *mode_locate_or_add(ekv_store *s, const uint8_t *key,
     s->lookup_err = 0;
     for (unsigned r = 0; r < nrep(s); r++) {
         if (replica_active(s, r))
-            find_on_replica(s, r, key, key_len, &e->rep[r]);
+            find_on_replica(s, r, key, key_len);
         else
             e->rep[r].desc = EKV_BLOCK_NONE;
     }
@@ -334,11 +341,10 @@ int mode_iterate(ekv_store *s, int (*fn)(void *, const ekv_key_info *),
             /* Reported already from an earlier replica? */
             bool seen = false;
             for (unsigned q = 0; q < r && !seen; q++) {
-                ekv_slot sl;
                 if (!replica_active(s, q))
                     continue;
-                find_on_replica(s, q, key, key_len, &sl);
-                seen = sl.desc != EKV_BLOCK_NONE;
+                find_on_replica(s, q, key, key_len);
+                seen = s->tmp->rep[q].desc != EKV_BLOCK_NONE;
             }
             if (seen)
                 continue;
