@@ -200,11 +200,11 @@ void fill_info(const ekv_store *s, const ekv_entry *e, const uint8_t *key,
 {
     unsigned order[EKV_MAX_REPLICAS];
     unsigned n = copies_in_order(s, e, order);
-    const ekv_slot *best = &e->rep[order[0]];
     info->key = key;
     info->key_len = e->key_len;
-    info->generation = n ? best->gen : 0;
-    info->value_size = n ? best->size : 0;
+    /* order[0] is set only when there is a copy. */
+    info->generation = n ? e->rep[order[0]].gen : 0;
+    info->value_size = n ? e->rep[order[0]].size : 0;
     info->replicas = info->stale = 0;
     for (unsigned i = 0; i < n; i++) {
         if (e->rep[order[i]].gen == info->generation)
