@@ -55,7 +55,8 @@ extern "C" {
 #define EKV_MAX_BLOCK_SIZE 65536u
 
 /* The most replicas one store may have (replica sets are bit masks, so at
- * most 32). A firmware build may define it smaller to save stack. */
+ * most 32). A firmware build may define it smaller to save stack; with 1,
+ * the core's loops over replicas compile away (the smallest build). */
 #ifndef EKV_MAX_REPLICAS
 #define EKV_MAX_REPLICAS 32u
 #endif
