@@ -55,7 +55,8 @@ extern "C" {
 #define EKV_MAX_BLOCK_SIZE 65536u
 
 /* The most replicas one store may have (replica sets are bit masks, so at
- * most 32). A firmware build may define it smaller to save stack. */
+ * most 32). A firmware build may define it smaller to save stack; with 1,
+ * the core's loops over replicas compile away (the smallest build). */
 #ifndef EKV_MAX_REPLICAS
 #define EKV_MAX_REPLICAS 32u
 #endif
@@ -507,7 +508,12 @@ typedef struct ekv_replica_report {
 
 /*
  * ekv_replica_report_get - what opening (or the last ekv_recover) found on
- * replica i. Returns 0, or EKV_EINVAL for a bad index. No device I/O.
+ * replica i. Returns 0, or EKV_EINVAL for a bad index. No device I/O,
+ * except in a read-only scanning build (EKV_READONLY with EKV_NO_INDEX):
+ * opening there runs no recovery pass (it would erase nothing and keep
+ * nothing, as every lookup verifies what it reads), so the first call
+ * after an open or ekv_recover scans the replica to fill the report, with
+ * the stack and the O(blocks^2) reads a recovery takes.
  */
 int ekv_replica_report_get(ekv_store *s, unsigned i, ekv_replica_report *r);
 
@@ -588,7 +594,16 @@ int ekv_read_header(ekv_device *dev, ekv_block_info *info);
 #endif
 
 /* CRC-32/IEEE (zlib's crc32()) of len bytes, continuing from crc (start
- * with 0). */
+ * with 0): ekv_crc32(ekv_crc32(0, a, n), b, m) is the CRC of a then b.
+ *
+ * Platform CRC: a core built with EKV_CRC_EXTERN does not define this
+ * function; the platform does, with exactly this contract (reflected
+ * polynomial 0xEDB88320, initial value and final XOR 0xFFFFFFFF applied
+ * inside, so that it chains as above), typically over a hardware CRC unit
+ * or a ROM routine. The core then has no CRC table and computes every
+ * block's CRC through it; it may be called with any alignment and any
+ * length, len 0 included (return crc then). EKV_CRC_SMALL has no effect
+ * with EKV_CRC_EXTERN. */
 uint32_t ekv_crc32(uint32_t crc, const void *buf, size_t len);
 
 #ifdef __cplusplus

@@ -11,6 +11,16 @@
 
 #include "embedkv.h"
 
+/* A function the compiler must keep out of line, or inline, to bound the
+ * stack depth. */
+#if defined(__GNUC__)
+#define EKV_NOINLINE __attribute__((noinline))
+#define EKV_ALWAYS_INLINE __attribute__((always_inline))
+#else
+#define EKV_NOINLINE
+#define EKV_ALWAYS_INLINE
+#endif
+
 /* Block type bytes. */
 #define EKV_TYPE_HEADER 0x01u
 #define EKV_TYPE_DESCRIPTOR 0x02u
@@ -46,6 +56,37 @@
 #define CHUNK_PAYLOAD_SIZE 12
 #define CHUNK_NEXT 16
 
+/* Little-endian fields at any alignment. On a little-endian target the
+ * fixed-size memcpy is one load or store where the CPU allows unaligned
+ * access (Cortex-M3 and up, x86) and byte accesses where it does not: the
+ * compiler knows which, so the code is always correct and small. (The
+ * builtin, as a freestanding build does not treat memcpy as one.) */
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && \
+    __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+static inline uint16_t get_le16(const uint8_t *p)
+{
+    uint16_t v;
+    __builtin_memcpy(&v, p, sizeof(v));
+    return v;
+}
+
+static inline uint32_t get_le32(const uint8_t *p)
+{
+    uint32_t v;
+    __builtin_memcpy(&v, p, sizeof(v));
+    return v;
+}
+
+static inline void put_le16(uint8_t *p, uint16_t v)
+{
+    __builtin_memcpy(p, &v, sizeof(v));
+}
+
+static inline void put_le32(uint8_t *p, uint32_t v)
+{
+    __builtin_memcpy(p, &v, sizeof(v));
+}
+#else
 static inline uint16_t get_le16(const uint8_t *p)
 {
     return (uint16_t)(p[0] | (p[1] << 8));
@@ -70,6 +111,7 @@ static inline void put_le32(uint8_t *p, uint32_t v)
     p[2] = (uint8_t)(v >> 16);
     p[3] = (uint8_t)(v >> 24);
 }
+#endif
 
 /* Value bytes a descriptor / a chunk of this block size can hold. */
 static inline uint32_t first_capacity(uint32_t bs, uint32_t key_len)
@@ -216,6 +258,9 @@ typedef struct ekv_replica {
     ekv_freemap fm;
 #endif
     ekv_replica_report report;
+#if defined(EKV_NO_INDEX) && defined(EKV_READONLY)
+    bool report_due; /* report not computed yet (mode_scan.c) */
+#endif
 } ekv_replica;
 
 struct ekv_store {
@@ -251,10 +296,27 @@ struct ekv_store {
     ekv_replica rep[];
 };
 
+/* Replicas of the store. A build with EKV_MAX_REPLICAS == 1 knows it is 1,
+ * so every loop over replicas folds to straight-line code on replica 0. */
+static inline unsigned nrep(const ekv_store *s)
+{
+    return EKV_MAX_REPLICAS == 1 ? 1u : s->n;
+}
+
 static inline bool replica_active(const ekv_store *s, unsigned r)
 {
-    return s->rep[r].status == 0;
+    /* With one replica, an open store has it active: open fails when no
+     * replica is good. */
+    return EKV_MAX_REPLICAS == 1 || s->rep[r].status == 0;
 }
+
+/* Whether the store was opened read-only; always so in an EKV_READONLY
+ * build, which lets the compiler drop what only a writer does. */
+#ifdef EKV_READONLY
+#define store_rdonly(s) ((void)(s), true)
+#else
+#define store_rdonly(s) (((s)->flags & EKV_OPEN_RDONLY) != 0)
+#endif
 
 /* store.c, for the modes */
 /* With EKV_OPEN_ERASE_AUTO, settle the erase byte from the free blocks the
@@ -340,6 +402,16 @@ int batch_read(ekv_store *s, unsigned r, scan_batch *sb, uint32_t b,
 int mode_init(ekv_store *s);        /* before recovering every replica */
 void mode_release(ekv_store *s);    /* frees what mode_init and use made */
 int mode_recover(ekv_store *s, unsigned r);
+/* Bring replica r's report up to date before it is handed out: a no-op,
+ * but for the read-only scanning build, which computes it on demand. */
+#if defined(EKV_NO_INDEX) && defined(EKV_READONLY)
+void mode_report(ekv_store *s, unsigned r);
+#else
+static inline void mode_report(ekv_store *s, unsigned r)
+{
+    (void)s, (void)r;
+}
+#endif
 /* The key's entry (slots of every replica), or NULL when no replica has
  * a complete record of it. Scan mode returns s->tmp (overwritten by the
  * next call). */

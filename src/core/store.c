@@ -48,38 +48,46 @@ int dev_read(ekv_store *s, unsigned r, uint32_t b, void *buf)
 {
     ekv_device *d = s->rep[r].dev;
     const uint8_t *p = buf;
+    int err = 0;
     s->sound = NULL;
-    int err = d->read(d, b, buf);
-    if (!err && read_plausible(buf, s->bs))
-        goto plausible;
-    if (err)
-        s->io_errors++;
-    err = io_result(s, d->read(d, b, buf));
-    if (err || !read_plausible(buf, s->bs))
-        return err;
-plausible:
-    /* read_plausible checked the CRC of a typed block: remember it. */
-    if (p[0] >= EKV_TYPE_HEADER && p[0] <= EKV_TYPE_CHUNK)
-        s->sound = p;
-    return 0;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        err = io_result(s, d->read(d, b, buf));
+        if (!err && read_plausible(p, s->bs)) {
+            /* read_plausible checked the CRC of a typed block: remember
+             * it. */
+            if (p[0] >= EKV_TYPE_HEADER && p[0] <= EKV_TYPE_CHUNK)
+                s->sound = p;
+            return 0;
+        }
+    }
+    /* Two failed reads, or twice neither valid nor erased: the caller
+     * judges what it got. */
+    return err;
 }
 
 #ifndef EKV_READONLY
-int dev_write(ekv_store *s, unsigned r, uint32_t b, const void *buf)
-{
-    ekv_device *d = s->rep[r].dev;
-    /* The one gate every write passes: a read-only store never writes. */
-    if ((s->flags & EKV_OPEN_RDONLY) || !d->write)
-        return EKV_EROFS;
-    return io_result(s, d->write(d, b, buf));
-}
-
-int dev_flush(ekv_store *s, unsigned r)
+/* The one gate every write and flush passes (buf NULL: flush): a
+ * read-only store never writes. One body for both keeps it one gate. */
+static int dev_out(ekv_store *s, unsigned r, uint32_t b, const void *buf)
 {
     ekv_device *d = s->rep[r].dev;
     if (s->flags & EKV_OPEN_RDONLY)
         return EKV_EROFS;
-    return d->flush ? io_result(s, d->flush(d)) : 0;
+    if (!buf)
+        return d->flush ? io_result(s, d->flush(d)) : 0;
+    if (!d->write)
+        return EKV_EROFS;
+    return io_result(s, d->write(d, b, buf));
+}
+
+int dev_write(ekv_store *s, unsigned r, uint32_t b, const void *buf)
+{
+    return dev_out(s, r, b, buf);
+}
+
+int dev_flush(ekv_store *s, unsigned r)
+{
+    return dev_out(s, r, 0, NULL);
 }
 #endif
 
@@ -170,7 +178,7 @@ unsigned copies_in_order(const ekv_store *s, const ekv_entry *e,
                          unsigned order[])
 {
     unsigned n = 0;
-    for (unsigned r = 0; r < s->n; r++) {
+    for (unsigned r = 0; r < nrep(s); r++) {
         if (e->rep[r].desc == EKV_BLOCK_NONE)
             continue;
         unsigned i = n++;
@@ -188,11 +196,11 @@ void fill_info(const ekv_store *s, const ekv_entry *e, const uint8_t *key,
 {
     unsigned order[EKV_MAX_REPLICAS];
     unsigned n = copies_in_order(s, e, order);
-    const ekv_slot *best = &e->rep[order[0]];
     info->key = key;
     info->key_len = e->key_len;
-    info->generation = n ? best->gen : 0;
-    info->value_size = n ? best->size : 0;
+    /* order[0] is set only when there is a copy. */
+    info->generation = n ? e->rep[order[0]].gen : 0;
+    info->value_size = n ? e->rep[order[0]].size : 0;
     info->replicas = info->stale = 0;
     for (unsigned i = 0; i < n; i++) {
         if (e->rep[order[i]].gen == info->generation)
@@ -254,7 +262,7 @@ int ekv_get(ekv_store *s, const void *key, size_t key_len, void *buf,
 int ekv_get_replica(ekv_store *s, unsigned i, const void *key, size_t key_len,
                     void *buf, size_t cap, size_t *len, uint32_t *generation)
 {
-    if (!key_args_ok(s, key, key_len) || i >= s->n || (!buf && cap))
+    if (!key_args_ok(s, key, key_len) || i >= nrep(s) || (!buf && cap))
         return EKV_EINVAL;
     if (!replica_active(s, i))
         return s->rep[i].status;
@@ -412,7 +420,7 @@ int write_everywhere(ekv_store *s, uint32_t mask, uint32_t count,
     int err = 0;
     unsigned r;
     uint32_t failed = EKV_BLOCK_NONE;
-    for (r = 0; r < s->n; r++) {
+    for (r = 0; r < nrep(s); r++) {
         desc[r] = EKV_BLOCK_NONE;
         if (!(mask & (1u << r)))
             continue;
@@ -431,7 +439,7 @@ int write_everywhere(ekv_store *s, uint32_t mask, uint32_t count,
     if (failed != EKV_BLOCK_NONE && failed != desc[r] &&
         dev_write(s, r, failed, s->ebuf) == 0)
         mode_release_block(s, r, failed);
-    for (unsigned u = 0; u <= r && u < s->n; u++)
+    for (unsigned u = 0; u <= r && u < nrep(s); u++)
         if (desc[u] != EKV_BLOCK_NONE)
             (void)erase_chain(s, u, desc[u], u == r ? 0 : count);
     return err;
@@ -461,7 +469,7 @@ int ekv_put_flags(ekv_store *s, const void *key_, size_t key_len,
     uint32_t count = (uint32_t)nb;
 
     uint32_t mask = 0;
-    for (unsigned r = 0; r < s->n; r++) {
+    for (unsigned r = 0; r < nrep(s); r++) {
         if (!replica_active(s, r))
             continue;
         if (mode_free_count(s, r, count) < count)
@@ -477,7 +485,7 @@ int ekv_put_flags(ekv_store *s, const void *key_, size_t key_len,
     if (s->lookup_err)
         return s->lookup_err;
     uint32_t gen = 0;
-    for (unsigned r = 0; r < s->n; r++)
+    for (unsigned r = 0; r < nrep(s); r++)
         if (e->rep[r].desc != EKV_BLOCK_NONE && e->rep[r].gen > gen)
             gen = e->rep[r].gen;
     /* Generation 0xFFFFFFFF + 1 would wrap to 0 and lose to the old
@@ -489,7 +497,7 @@ int ekv_put_flags(ekv_store *s, const void *key_, size_t key_len,
     /* Keep what the old records were: in scan mode e is scratch that
      * writing may not touch, but the erase below needs it. */
     ekv_slot old[EKV_MAX_REPLICAS] = {{0}}; /* zeroed: quiets the analyzer */
-    for (unsigned r = 0; r < s->n; r++)
+    for (unsigned r = 0; r < nrep(s); r++)
         old[r] = e->rep[r];
 
     uint32_t desc[EKV_MAX_REPLICAS];
@@ -505,7 +513,7 @@ int ekv_put_flags(ekv_store *s, const void *key_, size_t key_len,
     /* Phase two: the new record is durable everywhere; retire old ones.
      * An erase that fails only costs space until the next recovery, and
      * the newer generation wins meanwhile: the put has succeeded. */
-    for (unsigned r = 0; r < s->n; r++) {
+    for (unsigned r = 0; r < nrep(s); r++) {
         if (!(mask & (1u << r)))
             continue;
         /* A record left behind here would come back once a delete has
@@ -546,7 +554,7 @@ int ekv_delete(ekv_store *s, const void *key, size_t key_len)
     err = replica_before_change(s);
     if (err)
         return err;
-    for (unsigned r = 0; r < s->n; r++) {
+    for (unsigned r = 0; r < nrep(s); r++) {
         ekv_slot *sl = &e->rep[r];
         if (sl->desc == EKV_BLOCK_NONE)
             continue;
@@ -638,7 +646,7 @@ static int rebuild(ekv_store *s)
 {
     mode_release(s);
     int err = mode_init(s);
-    for (unsigned r = 0; r < s->n && !err; r++)
+    for (unsigned r = 0; r < nrep(s) && !err; r++)
         if (replica_active(s, r))
             err = mode_recover(s, r);
     return err;
@@ -646,7 +654,14 @@ static int rebuild(ekv_store *s)
 
 static size_t store_size(unsigned n)
 {
+#ifdef EKV_NO_INDEX
+    /* Scan mode keeps its one scratch entry (s->tmp) after the replicas:
+     * one allocation less to make and to undo. */
+    return sizeof(ekv_store) + n * sizeof(ekv_replica) + sizeof(ekv_entry) +
+           n * sizeof(ekv_slot);
+#else
     return sizeof(ekv_store) + n * sizeof(ekv_replica);
+#endif
 }
 
 /* EKV_STORE_MEMORY in embedkv.h must stay an upper bound. */
@@ -661,8 +676,7 @@ size_t ekv_store_memory(uint32_t block_size, unsigned replicas)
 {
     /* What an open store in scan mode holds; the indexed mode adds the
      * index and free maps (ekv_stats_get reports them). */
-    return store_size(replicas) + (size_t)block_size * 3 +
-           sizeof(ekv_entry) + replicas * sizeof(ekv_slot) + 4 * 8;
+    return store_size(replicas) + (size_t)block_size * 3 + 4 * 8;
 }
 
 void ekv_close(ekv_store *s)
@@ -672,7 +686,7 @@ void ekv_close(ekv_store *s)
     mode_release(s);
     mem_free(&s->alloc, s->rbuf, (size_t)s->bs * 3);
     ekv_allocator a = s->alloc;
-    mem_free(&a, s, store_size(s->n));
+    mem_free(&a, s, store_size(nrep(s)));
 }
 
 int ekv_open(ekv_store **out, ekv_device *const devs[], unsigned n,
@@ -716,7 +730,7 @@ int ekv_open(ekv_store **out, ekv_device *const devs[], unsigned n,
     for (unsigned r = 0; r < n && err != EKV_ENOMEM; r++) {
         s->rep[r].dev = devs[r];
         int rc = hdr ? read_header(s, r, hdr) : EKV_EDOM;
-        if (!rc && !(s->flags & EKV_OPEN_RDONLY) && !devs[r]->write)
+        if (!rc && !store_rdonly(s) && !devs[r]->write)
             rc = EKV_EROFS;
         s->rep[r].status = s->rep[r].report.status = rc;
     }
@@ -768,9 +782,9 @@ int ekv_stats_get(ekv_store *s, ekv_stats *st)
     memset(st, 0, sizeof(*st));
     st->block_size = s->bs;
     st->block_count = s->bc;
-    st->replicas = s->n;
+    st->replicas = nrep(s);
     st->free_blocks = 0xffffffffu;
-    for (unsigned r = 0; r < s->n; r++) {
+    for (unsigned r = 0; r < nrep(s); r++) {
         if (!replica_active(s, r))
             continue;
         st->active_replicas++;
@@ -798,15 +812,17 @@ int ekv_stats_get(ekv_store *s, ekv_stats *st)
     st->healed_records = s->healed_records;
     st->heal_error = s->heal_err;
 #endif
-    st->memory_bytes = mode_memory(s, &st->index_bytes) + store_size(s->n) +
+    st->memory_bytes = mode_memory(s, &st->index_bytes) + store_size(nrep(s)) +
                        (size_t)s->bs * 3;
     return 0;
 }
 
 int ekv_replica_report_get(ekv_store *s, unsigned i, ekv_replica_report *r)
 {
-    if (!s || !r || i >= s->n)
+    if (!s || !r || i >= nrep(s))
         return EKV_EINVAL;
+    if (replica_active(s, i))
+        mode_report(s, i); /* read-only scanning build: computed now */
     *r = s->rep[i].report;
     return 0;
 }

@@ -62,7 +62,12 @@
 #include "embedkv.h"
 #include "simdev.h"
 
+/* Replicas of a workload: 1..3, or 1 for a core built with one. */
+#if EKV_MAX_REPLICAS < 3
+#define MAX_REP EKV_MAX_REPLICAS
+#else
 #define MAX_REP 3
+#endif
 #define NKEYS 5
 #define MAX_OPS 128
 #define MAX_ALT 8
@@ -703,7 +708,7 @@ static void verify_after(runctx *c)
     /* 2. recovery */
     if (c->fm->m->recut) {
         /* Count the recovery's writes on copies, then cut it half-way. */
-        simdev *copy[MAX_REP];
+        simdev *copy[MAX_REP] = {0}; /* quiets gcc at MAX_REP 1 */
         ekv_device *cd[MAX_REP];
         for (unsigned r = 0; r < w->nrep; r++) {
             copy[r] = sim_from(sim_image(c->sim[r]), w->bs, w->bc);

@@ -13,6 +13,10 @@
 
 #include "embedkv.h"
 
+#ifndef WORKLOAD_MAX_REPLICAS
+#define WORKLOAD_MAX_REPLICAS 3u
+#endif
+
 static uint64_t state;
 static uint32_t rnd(uint32_t n)
 {
@@ -29,7 +33,9 @@ int main(int argc, char **argv)
     state = strtoull(argv[1], NULL, 10) + 1;
     int ops = argc > 2 ? atoi(argv[2]) : 300;
     const uint32_t bs = 64 + 32 * rnd(4), bc = 24 + rnd(40);
-    const unsigned n = 1 + rnd(3);
+    /* WORKLOAD_MAX_REPLICAS (default 3) caps the replicas for a core
+     * built with fewer; the random sequence stays the same. */
+    const unsigned n = 1 + rnd(3) % WORKLOAD_MAX_REPLICAS;
     uint8_t erase = rnd(2) ? 0xff : 0x00;
     static uint8_t mem[3][160 * 64];
     ekv_device devs[3];

@@ -656,10 +656,12 @@ static const scenario scenarios[] = {
     {"update of a multi-chunk value", W_UPDATE, 1},
     {"delete of a multi-chunk value", W_DELETE, 1},
     {"update of a one-block value", W_UPDATE_SMALL, 1},
+#if EKV_MAX_REPLICAS >= 3 /* not in a one-replica firmware build */
     {"new key on two replicas", W_NEW_KEY, 2},
     {"update on two replicas", W_UPDATE, 2},
     {"delete on two replicas", W_DELETE, 2},
     {"update on three replicas", W_UPDATE, 3},
+#endif
 };
 #define NSCENARIOS ((int)(sizeof(scenarios) / sizeof(scenarios[0])))
 
