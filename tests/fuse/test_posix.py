@@ -351,7 +351,7 @@ def each_operation_is_fdatasynced_once_per_replica():
     t = T()
     imgs = t.images(2)
     log = t.path("strace.log")
-    m = Mount(imgs, opts=["noheal"])
+    m = Mount(imgs)
     counts = fdatasync_counter(m, log)
     with m:
         def once(what, fn, *args):
