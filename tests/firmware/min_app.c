@@ -79,18 +79,19 @@ static int app_write(ekv_device *d, uint32_t b, const void *buf)
 int app_main(void);
 int app_main(void)
 {
-    ekv_device dev = {APP_BS, APP_BC, app_read, 0, 0, 0, 0, 0};
+    ekv_device dev = {.block_size = APP_BS, .block_count = APP_BC,
+                      .read = app_read};
     ekv_device *devs[1] = {&dev};
     ekv_allocator a;
     ekv_bump b;
-    ekv_options o = {0, 0xff, &a};
+    ekv_options o = {.erase_byte = 0xff, .allocator = &a};
     ekv_store *s;
     size_t len;
     int rc = 0;
     ekv_bump_init(&a, &b, app_arena, sizeof(app_arena));
 #ifndef EKV_READONLY
     dev.write = app_write;
-    ekv_format_options fo = {0, 0, 0xff, 0, &a};
+    ekv_format_options fo = {.erase_byte = 0xff, .allocator = &a};
     rc |= ekv_format(devs, 1, &fo);
 #endif
     rc |= ekv_open(&s, devs, 1, &o);
