@@ -83,11 +83,11 @@ void set_explain_refusal(char **paths, unsigned n, int err)
         char m[100];
         mask_text(want & ~named, m, sizeof(m));
         fprintf(stderr,
-                "%s: the store's replicas %s (replica_id) were not named: "
-                "name every image (to write without them, mount with -o "
-                "degraded: they then become stale, and are rebuilt when "
-                "they return)\n",
-                PROG, m);
+                "%s: %s: the replica set is incomplete: replica_id %s "
+                "not named; name every image (to write without the missing "
+                "ones, mount with -o degraded: they become stale and are "
+                "rebuilt when they return)\n",
+                PROG, paths[0], m);
     } else if (err == EKV_EDOM) {
         fprintf(stderr, "%s: the images have different geometries:", PROG);
         for (unsigned i = 0; i < n; i++)

@@ -78,7 +78,7 @@ sha256sum -c --quiet before.sums || fail "refusals wrote nothing"; pass
 printf OLD | "$EKV" put a.img b.img creds || fail "put"
 ekv_in /dev/null put a.img creds
 expect_rc 4 "a writable command without every replica is refused"
-expect_err_has "replicas 1 \(replica_id\) were not named" "says which is missing"
+expect_err_has "replica set is incomplete: replica_id 1 not named" "says which is missing"
 # b.img away: a writable command refuses (only the mount's -o degraded
 # writes without it, tests/fuse), and says why.
 mv b.img b.away
