@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "codec.h"
 #include "names.h"
 #include "numparse.h"
 
@@ -71,17 +72,6 @@ int lock_wait_opt(const char *cmd, int c, const char *arg)
     return 1;
 }
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 int key_arg_parse(const char *arg, enum key_form form, key_arg *k)
 {
     size_t n = strlen(arg);
@@ -103,8 +93,8 @@ int key_arg_parse(const char *arg, enum key_form form, key_arg *k)
             return EKV_EINVAL;
         }
         for (size_t i = 0; i < n; i += 2) {
-            int hi = hexval((unsigned char)arg[i]);
-            int lo = hexval((unsigned char)arg[i + 1]);
+            int hi = hex_digit((unsigned char)arg[i]);
+            int lo = hex_digit((unsigned char)arg[i + 1]);
             if (hi < 0 || lo < 0) {
                 fprintf(stderr, "%s: '%s': not a hex key\n", PROG, arg);
                 return EKV_EINVAL;

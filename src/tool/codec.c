@@ -64,7 +64,7 @@ int b64_decode(const char *s, size_t n, uint8_t **out, size_t *olen)
     return 0;
 }
 
-static int hexv(int c)
+int hex_digit(int c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -83,7 +83,7 @@ int hex_decode(const char *s, size_t n, uint8_t **out, size_t *olen)
     if (!buf)
         return -1;
     for (size_t i = 0; i < n; i += 2) {
-        int hi = hexv((unsigned char)s[i]), lo = hexv((unsigned char)s[i + 1]);
+        int hi = hex_digit((unsigned char)s[i]), lo = hex_digit((unsigned char)s[i + 1]);
         if (hi < 0 || lo < 0) {
             free(buf);
             return -1;

@@ -17,4 +17,7 @@ char *b64_encode(const uint8_t *b, size_t n);
 int b64_decode(const char *s, size_t n, uint8_t **out, size_t *olen);
 int hex_decode(const char *s, size_t n, uint8_t **out, size_t *olen);
 
+/* The value of one hex digit (either case), or -1. */
+int hex_digit(int c);
+
 #endif
