@@ -22,30 +22,6 @@
 #include "names.h"
 #include "progress.h"
 
-/* The whole value of a key (malloc'd). */
-static int value_of(ekv_store *s, const uint8_t *key, size_t klen,
-                    size_t hint, uint8_t **out, size_t *len)
-{
-    size_t cap = hint;
-    for (;;) {
-        uint8_t *buf = malloc(cap + 1);
-        if (!buf)
-            return EKV_ENOMEM;
-        int err = ekv_get(s, key, klen, buf, cap, len);
-        if (err == EKV_ERANGE && *len > cap) {
-            free(buf);
-            cap = *len;
-            continue;
-        }
-        if (err) {
-            free(buf);
-            return err;
-        }
-        *out = buf;
-        return 0;
-    }
-}
-
 /* Add "NAME": text or "NAME_base64": base64 to obj. */
 static int set_bytes(json_t *obj, const char *name, const uint8_t *b,
                      size_t n)
@@ -120,7 +96,7 @@ int cmd_export(int argc, char **argv)
     for (size_t i = 0; i < nk; i++) {
         uint8_t *val = NULL;
         size_t len = 0;
-        err = value_of(im.store, items[i].key, items[i].len,
+        err = value_read(im.store, items[i].key, items[i].len,
                        items[i].value_size, &val, &len);
         if (err) {
             char name[NAME_MAX_BYTES + 1];
@@ -279,7 +255,7 @@ int cmd_import(int argc, char **argv)
             if (have[j].value_size == it->vlen) {
                 uint8_t *v = NULL;
                 size_t vl = 0;
-                if (value_of(im.store, it->key, it->klen, it->vlen, &v,
+                if (value_read(im.store, it->key, it->klen, it->vlen, &v,
                              &vl) == 0 &&
                     vl == it->vlen && (!vl || !memcmp(v, it->val, vl)))
                     same[i] = 1;
@@ -518,7 +494,7 @@ int cmd_extract(int argc, char **argv)
         }
         uint8_t *val = NULL;
         size_t len = 0;
-        err = value_of(im.store, items[i].key, items[i].len,
+        err = value_read(im.store, items[i].key, items[i].len,
                        items[i].value_size, &val, &len);
         if (err) {
             fprintf(stderr, "%s extract: %s: %s\n", PROG, name,

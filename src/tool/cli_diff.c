@@ -42,29 +42,6 @@ static unsigned split_set(char *arg, char **paths)
     return n;
 }
 
-static int read_value(ekv_store *s, const key_item *it, uint8_t **out,
-                      size_t *len)
-{
-    size_t cap = it->value_size;
-    for (;;) {
-        uint8_t *buf = malloc(cap + 1);
-        if (!buf)
-            return EKV_ENOMEM;
-        int err = ekv_get(s, it->key, it->len, buf, cap, len);
-        if (err == EKV_ERANGE && *len > cap) {
-            free(buf);
-            cap = *len;
-            continue;
-        }
-        if (err) {
-            free(buf);
-            return err;
-        }
-        *out = buf;
-        return 0;
-    }
-}
-
 static int diff_differ; /* set when the stores differ */
 
 struct diffout {
@@ -175,13 +152,15 @@ static int diff_main(int argc, char **argv)
         if (!differ) {
             uint8_t *va = NULL, *vb = NULL;
             size_t la = 0, lb = 0;
-            err = read_value(a.store, &ka[i], &va, &la);
+            err = value_read(a.store, ka[i].key, ka[i].len, ka[i].value_size,
+                             &va, &la);
             if (err) {
                 key_error("diff", a.store,
                           &(key_arg){a.paths[0], ka[i].key, ka[i].len, 0},
                           err);
             } else {
-                err = read_value(b.store, &kb[j], &vb, &lb);
+                err = value_read(b.store, kb[j].key, kb[j].len,
+                                 kb[j].value_size, &vb, &lb);
                 if (err)
                     key_error("diff", b.store,
                               &(key_arg){b.paths[0], kb[j].key, kb[j].len, 0},

@@ -233,25 +233,7 @@ static int read_value(ekv_store *s, const key_arg *k, uint8_t **out,
     int err = ekv_stat_key(s, k->bytes, k->len, &ki);
     if (err)
         return err;
-    size_t cap = ki.value_size;
-    for (;;) {
-        uint8_t *buf = malloc(cap + 1);
-        if (!buf)
-            return EKV_ENOMEM;
-        err = ekv_get(s, k->bytes, k->len, buf, cap, len);
-        /* A fall-back copy may be larger than the newest one. */
-        if (err == EKV_ERANGE && *len > cap) {
-            free(buf);
-            cap = *len;
-            continue;
-        }
-        if (err) {
-            free(buf);
-            return err;
-        }
-        *out = buf;
-        return 0;
-    }
+    return value_read(s, k->bytes, k->len, ki.value_size, out, len);
 }
 
 /* What get and rm share: parse "[-e | -x] IMAGE... KEY", open the images

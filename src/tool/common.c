@@ -723,3 +723,27 @@ int images_open(images *im, char **paths, unsigned n, unsigned flags)
     set_report_open(im, quiet);
     return 0;
 }
+
+int value_read(ekv_store *s, const void *key, size_t klen, size_t hint,
+               uint8_t **out, size_t *len)
+{
+    size_t cap = hint;
+    for (;;) {
+        uint8_t *buf = malloc(cap + 1);
+        if (!buf)
+            return EKV_ENOMEM;
+        int err = ekv_get(s, key, klen, buf, cap, len);
+        /* A fall-back copy may be larger than the newest one. */
+        if (err == EKV_ERANGE && *len > cap) {
+            free(buf);
+            cap = *len;
+            continue;
+        }
+        if (err) {
+            free(buf);
+            return err;
+        }
+        *out = buf;
+        return 0;
+    }
+}

@@ -72,6 +72,13 @@ typedef struct images {
 int images_open(images *im, char **paths, unsigned n, unsigned flags);
 void images_close(images *im);
 
+/* Read a key's whole value into a malloc'd buffer (*out, one spare byte
+ * allocated past *len). hint: the expected size (ekv_key_info.value_size);
+ * a fall-back copy larger than that is read too, with the length the read
+ * returned. 0 or an EKV error. */
+int value_read(ekv_store *s, const void *key, size_t klen, size_t hint,
+               uint8_t **out, size_t *len);
+
 /* Map an EKV error to an exit code above. */
 int exit_code_for(int err);
 
