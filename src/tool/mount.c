@@ -11,6 +11,8 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,10 +20,13 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "commands.h"
 #include "mount.h"
+
+#include <fuse_lowlevel.h>
 #include "numparse.h"
 #include "window.h"
 
@@ -42,6 +47,80 @@ void mount_log(const char *fmt, ...)
         vsyslog(LOG_ERR, fmt, ap);
     }
     va_end(ap);
+}
+
+/* SIGTERM, SIGINT and SIGHUP end the mount. libfuse's own handlers only set
+ * an exit flag, and its loop can miss it (its main thread may go to sleep
+ * waiting for a worker just after looking at the flag), which under load
+ * left the daemon running after a signal. So the three signals are blocked
+ * in every thread and one thread waits for them; on one it sets the exit
+ * flag and then interrupts the loop's thread with SIGUSR2 (a handler that
+ * does nothing, installed without SA_RESTART) until the loop has returned.
+ * What was never closed or fsynced is still not stored (destroy). */
+typedef struct sig_waiter {
+    pthread_t thread, loop_thread;
+    sigset_t set;
+    struct fuse_session *se;
+    volatile sig_atomic_t loop_done;
+    int started;
+} sig_waiter;
+
+static void wake_handler(int sig)
+{
+    (void)sig; /* its only job is to interrupt a blocking call */
+}
+
+static void *sig_wait_main(void *arg)
+{
+    sig_waiter *w = arg;
+    int sig = 0;
+    if (sigwait(&w->set, &sig) != 0)
+        return NULL;
+    fuse_session_exit(w->se);
+    while (!w->loop_done) {
+        pthread_kill(w->loop_thread, SIGUSR2);
+        struct timespec nap = {0, 50 * 1000 * 1000};
+        nanosleep(&nap, NULL);
+    }
+    return NULL;
+}
+
+static int sig_waiter_start(sig_waiter *w, struct fuse_session *se)
+{
+    memset(w, 0, sizeof(*w));
+    w->se = se;
+    w->loop_thread = pthread_self();
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = wake_handler;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0; /* no SA_RESTART: the blocking call returns EINTR */
+    if (sigaction(SIGUSR2, &sa, NULL) != 0)
+        return -1;
+    signal(SIGPIPE, SIG_IGN);
+    sigemptyset(&w->set);
+    sigaddset(&w->set, SIGTERM);
+    sigaddset(&w->set, SIGINT);
+    sigaddset(&w->set, SIGHUP);
+    /* Blocked here, before libfuse starts its workers: they inherit it. */
+    if (pthread_sigmask(SIG_BLOCK, &w->set, NULL) != 0)
+        return -1;
+    if (pthread_create(&w->thread, NULL, sig_wait_main, w) != 0)
+        return -1;
+    w->started = 1;
+    return 0;
+}
+
+/* After the loop: stop the waiter, whether a signal came or not. */
+static void sig_waiter_stop(sig_waiter *w)
+{
+    w->loop_done = 1;
+    if (!w->started)
+        return;
+    pthread_cancel(w->thread); /* sigwait and nanosleep are cancellation
+                                  points; either way it ends */
+    pthread_join(w->thread, NULL);
+    w->started = 0;
 }
 
 /* The command line, as fuse_opt_parse leaves it. */
@@ -416,13 +495,15 @@ int cmd_mount(int argc, char **argv)
     }
     if (!o.foreground)
         openlog(PROG, LOG_PID, LOG_DAEMON);
-    /* SIGTERM, SIGINT and SIGHUP end the loop; we then unmount. */
-    if (fuse_set_signal_handlers(fuse_get_session(f)) != 0) {
+    /* SIGTERM, SIGINT and SIGHUP end the loop (sig_waiter above). */
+    sig_waiter sw;
+    if (sig_waiter_start(&sw, fuse_get_session(f)) != 0) {
+        mount_log("cannot set up signal handling: %s", strerror(errno));
         fuse_unmount(f);
         goto out_images;
     }
     err = o.singlethread ? fuse_loop(f) : fuse_loop_mt(f, 0);
-    fuse_remove_signal_handlers(fuse_get_session(f));
+    sig_waiter_stop(&sw);
     fuse_unmount(f);
     rc = err < 0 ? EXIT_ERR : EXIT_OK;
 
