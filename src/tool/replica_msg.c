@@ -146,12 +146,12 @@ void set_report_open(const images *im, int quiet)
         char m[100];
         mask_text(absent, m, sizeof(m));
         fprintf(stderr,
-                "%s: warning: replica%s %s (replica_id) of this store %s not "
-                "named%s\n",
-                PROG, absent & (absent - 1) ? "s" : "", m,
-                absent & (absent - 1) ? "were" : "was",
-                st.read_only ? "" : ": the first change starts a new epoch "
-                                    "without it");
+                "%s: warning: the replica set is incomplete: replica_id %s "
+                "not named%s\n",
+                PROG, m,
+                st.read_only ? " (reading from the others)"
+                             : "; the first change starts a new epoch "
+                               "without the missing ones");
     }
 }
 
