@@ -588,7 +588,7 @@ int ekv_delete(ekv_store *s, const void *key, size_t key_len)
 static int read_header(ekv_store *s, unsigned r, uint8_t *buf)
 {
     ekv_device *d = s->rep[rep_index(r)].dev;
-    ekv_replica_report *rep = &s->rep[r].report;
+    ekv_replica_report *rep = &s->rep[rep_index(r)].report;
     if (!d->read || !geometry_supported(d->block_size, d->block_count))
         return EKV_EDOM;
     /* A replica dropped here misses every write until a repair, and its
