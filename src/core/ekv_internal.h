@@ -133,11 +133,10 @@ void block_seal(uint8_t *buf, uint32_t bs);
 /* Whether the stored CRC is right. */
 bool block_crc_ok(const uint8_t *buf, uint32_t bs);
 
-/* Validate a storage header buffer of bs bytes against a device of
- * dev_bs x dev_bc (0 = do not compare). Returns 0 or EKV_EBADHDR,
- * EKV_EVERSION, EKV_EDOM. */
-int header_validate(const uint8_t *buf, uint32_t bs, uint32_t dev_bs,
-                    uint32_t dev_bc);
+/* Validate a storage header read from block 0 of a device of bs x bc
+ * blocks. Returns 0 or EKV_EBADHDR, EKV_EVERSION, EKV_EDOM (the header
+ * describes another geometry, or one the format does not allow). */
+int header_validate(const uint8_t *buf, uint32_t bs, uint32_t bc);
 /* Fill buf (bs bytes) with a v1.0 header; flags is the participant mask
  * (replica.c). */
 void header_encode(uint8_t *buf, uint32_t bs, uint32_t bc,

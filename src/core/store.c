@@ -598,8 +598,7 @@ static int read_header(ekv_store *s, unsigned r, uint8_t *buf)
     for (int attempt = 0; attempt < 2; attempt++) {
         err = io_result(s, d->read(d, 0, buf));
         if (!err)
-            err = header_validate(buf, d->block_size, d->block_size,
-                                  d->block_count);
+            err = header_validate(buf, d->block_size, d->block_count);
         if (!err)
             break;
     }
@@ -635,8 +634,7 @@ int ekv_read_header(ekv_device *dev, ekv_block_info *info)
     if (err)
         err = err < 0 ? err : EKV_EIO;
     else
-        err = header_validate(buf, dev->block_size, dev->block_size,
-                              dev->block_count);
+        err = header_validate(buf, dev->block_size, dev->block_count);
     if (info)
         ekv_block_decode(buf, dev->block_size, info);
     mem_free(a, buf, dev->block_size);
