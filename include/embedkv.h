@@ -221,7 +221,8 @@ typedef struct ekv_options {
     /* Byte that erased blocks are filled with: 0x00 (default, zero-filled
      * files) or 0xFF (erased NAND/NOR flash). Reading accepts both. */
     uint8_t erase_byte;
-    /* Memory for the store; NULL uses malloc/free. */
+    /* Memory for the store; NULL uses malloc/free (an EKV_NO_MALLOC build
+     * has none: the open fails with EKV_ENOMEM). */
     const ekv_allocator *allocator;
 } ekv_options;
 
@@ -236,7 +237,8 @@ typedef struct ekv_format_options {
      * writes block 0 only, so old records in the data area survive and
      * recovery judges them on the next open. */
     uint8_t erase_data;
-    /* Where the one block buffer comes from; NULL uses malloc/free. */
+    /* Where the one block buffer comes from; NULL uses malloc/free (an
+     * EKV_NO_MALLOC build has none: the format fails with EKV_ENOMEM). */
     const ekv_allocator *allocator;
     /* The participant mask written to every header's flags field (bit
      * replica_id & 31 per replica of the set, see "Replica sets"). 0 lets

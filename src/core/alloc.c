@@ -22,13 +22,11 @@ static void libc_free(void *ctx, void *p, size_t size)
 }
 
 const ekv_allocator ekv_default_allocator = {libc_alloc, libc_free, NULL};
-#else
-const ekv_allocator ekv_default_allocator = {NULL, NULL, NULL};
 #endif
 
 void *mem_alloc(const ekv_allocator *a, size_t size)
 {
-    return a->alloc ? a->alloc(a->ctx, size) : NULL;
+    return a && a->alloc ? a->alloc(a->ctx, size) : NULL;
 }
 
 void mem_free(const ekv_allocator *a, void *p, size_t size)

@@ -133,11 +133,10 @@ void block_seal(uint8_t *buf, uint32_t bs);
 /* Whether the stored CRC is right. */
 bool block_crc_ok(const uint8_t *buf, uint32_t bs);
 
-/* Validate a storage header buffer of bs bytes against a device of
- * dev_bs x dev_bc (0 = do not compare). Returns 0 or EKV_EBADHDR,
- * EKV_EVERSION, EKV_EDOM. */
-int header_validate(const uint8_t *buf, uint32_t bs, uint32_t dev_bs,
-                    uint32_t dev_bc);
+/* Validate a storage header read from block 0 of a device of bs x bc
+ * blocks. Returns 0 or EKV_EBADHDR, EKV_EVERSION, EKV_EDOM (the header
+ * describes another geometry, or one the format does not allow). */
+int header_validate(const uint8_t *buf, uint32_t bs, uint32_t bc);
 /* Fill buf (bs bytes) with a v1.0 header; flags is the participant mask
  * (replica.c). */
 void header_encode(uint8_t *buf, uint32_t bs, uint32_t bc,
@@ -239,7 +238,15 @@ uint32_t freemap_take_lowest(ekv_freemap *fm);
 size_t freemap_bytes(uint32_t nblocks);
 
 /* ---- alloc.c ------------------------------------------------------------ */
+#ifndef EKV_NO_MALLOC
 extern const ekv_allocator ekv_default_allocator;
+#define EKV_DEFAULT_ALLOCATOR (&ekv_default_allocator)
+#else
+/* No default allocator: an open or format that passes none gets
+ * EKV_ENOMEM from its first mem_alloc. */
+#define EKV_DEFAULT_ALLOCATOR ((const ekv_allocator *)NULL)
+#endif
+/* NULL when a is NULL or has no alloc function. */
 void *mem_alloc(const ekv_allocator *a, size_t size);
 void mem_free(const ekv_allocator *a, void *p, size_t size);
 
@@ -301,6 +308,13 @@ struct ekv_store {
 static inline unsigned nrep(const ekv_store *s)
 {
     return EKV_MAX_REPLICAS == 1 ? 1u : s->n;
+}
+
+/* Index of replica r in the store's arrays: a one-replica build knows it
+ * is 0, which spares the functions taking r their index arithmetic. */
+static inline unsigned rep_index(unsigned r)
+{
+    return EKV_MAX_REPLICAS == 1 ? 0u : r;
 }
 
 static inline bool replica_active(const ekv_store *s, unsigned r)
@@ -399,8 +413,32 @@ int batch_read(ekv_store *s, unsigned r, scan_batch *sb, uint32_t b,
 #endif
 
 /* mode_index.c or mode_scan.c */
+#ifndef EKV_NO_INDEX
 int mode_init(ekv_store *s);        /* before recovering every replica */
 void mode_release(ekv_store *s);    /* frees what mode_init and use made */
+#else
+/* Scan mode keeps nothing per key or block, so its hooks for the index
+ * and the free map are no-ops, inline here so that calling them costs
+ * nothing. The scratch entry lives in the store's own allocation, after
+ * the replicas (store.c: store_size). */
+static inline int mode_init(ekv_store *s)
+{
+    s->tmp = (ekv_entry *)(void *)&s->rep[nrep(s)];
+    return 0;
+}
+static inline void mode_release(ekv_store *s)
+{
+    (void)s;
+}
+static inline void mode_forget(ekv_store *s, ekv_entry *e)
+{
+    (void)s, (void)e;
+}
+static inline void mode_release_block(ekv_store *s, unsigned r, uint32_t b)
+{
+    (void)s, (void)r, (void)b;
+}
+#endif
 int mode_recover(ekv_store *s, unsigned r);
 /* Bring replica r's report up to date before it is handed out: a no-op,
  * but for the read-only scanning build, which computes it on demand. */
@@ -420,12 +458,17 @@ ekv_entry *mode_locate(ekv_store *s, const uint8_t *key, size_t key_len);
  * memory). */
 ekv_entry *mode_locate_or_add(ekv_store *s, const uint8_t *key,
                               size_t key_len);
+#ifndef EKV_NO_INDEX
 /* Drop an entry none of whose slots holds a record any more. */
 void mode_forget(ekv_store *s, ekv_entry *e);
+#endif
 uint32_t mode_free_count(ekv_store *s, unsigned r, uint32_t need);
 /* Take the lowest free block above `after` (EKV_BLOCK_NONE: from 1). */
 uint32_t mode_alloc(ekv_store *s, unsigned r, uint32_t after);
+#ifndef EKV_NO_INDEX
+/* Give block b of replica r back to the free map. */
 void mode_release_block(ekv_store *s, unsigned r, uint32_t b);
+#endif
 int mode_iterate(ekv_store *s, int (*fn)(void *, const ekv_key_info *),
                  void *ctx);
 uint32_t mode_records(ekv_store *s);

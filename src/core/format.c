@@ -189,8 +189,7 @@ bool geometry_supported(uint32_t bs, uint32_t bc)
     return bs >= EKV_MIN_BLOCK_SIZE && bs <= EKV_MAX_BLOCK_SIZE && bc >= 1;
 }
 
-int header_validate(const uint8_t *buf, uint32_t bs, uint32_t dev_bs,
-                    uint32_t dev_bc)
+int header_validate(const uint8_t *buf, uint32_t bs, uint32_t bc)
 {
     /* Type byte and "EKV" magic, the first four bytes, in one compare. */
     if (get_le32(buf) != (EKV_TYPE_HEADER | (uint32_t)'E' << 8 |
@@ -206,9 +205,7 @@ int header_validate(const uint8_t *buf, uint32_t bs, uint32_t dev_bs,
         return EKV_EBADHDR;
     if (get_le16(buf + HDR_VMAJOR) != EKV_FORMAT_VERSION_MAJOR)
         return EKV_EVERSION;
-    if (!geometry_supported(hbs, hbc))
-        return EKV_EDOM;
-    if ((dev_bs && dev_bs != hbs) || (dev_bc && dev_bc != hbc))
+    if (!geometry_supported(hbs, hbc) || hbc != bc)
         return EKV_EDOM;
     return 0;
 }

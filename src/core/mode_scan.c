@@ -52,7 +52,7 @@ static void find_on_replica(ekv_store *s, unsigned r, const uint8_t *key,
 {
     /* The answer goes to the scratch entry's slot r, which every caller
      * reads it from: no output pointer, no slot on a caller's stack. */
-    ekv_slot *best = &s->tmp->rep[r];
+    ekv_slot *best = &s->tmp->rep[rep_index(r)];
     best->desc = EKV_BLOCK_NONE;
     for (uint32_t b = 1; b < s->bc; b++) {
         int err = dev_read(s, r, b, s->rbuf);
@@ -89,7 +89,7 @@ EKV_NOINLINE static bool is_newest(ekv_store *s, unsigned r, uint32_t d)
      * recovery's deepest path runs through here (mode_iterate, the only
      * other caller of judge, fills the scratch entry afresh after
      * judging). */
-    const ekv_slot *best = &s->tmp->rep[r];
+    const ekv_slot *best = &s->tmp->rep[rep_index(r)];
     uint32_t gen = get_le32(s->wbuf + DESC_GENERATION);
     find_on_replica(s, r, s->wbuf + EKV_DESCRIPTOR_HEADER_SIZE,
                     get_le16(s->wbuf + DESC_KEY_SIZE));
@@ -147,7 +147,7 @@ static bool chunk_kept(ekv_store *s, unsigned r, uint32_t c, uint32_t owner)
  * kept (when writable), fill the replica's report. */
 static int recover_replica(ekv_store *s, unsigned r)
 {
-    ekv_replica_report *rep = &s->rep[r].report;
+    ekv_replica_report *rep = &s->rep[rep_index(r)].report;
     /* Every counter, free_blocks through keys (one run of eleven fields;
      * a field added among them must be a counter too). */
     _Static_assert(offsetof(ekv_replica_report, keys) -
@@ -252,19 +252,6 @@ int mode_recover(ekv_store *s, unsigned r)
 }
 #endif
 
-int mode_init(ekv_store *s)
-{
-    /* The scratch entry lives in the store's own allocation, after the
-     * replicas (store.c: store_size). */
-    s->tmp = (ekv_entry *)(void *)&s->rep[nrep(s)];
-    return 0;
-}
-
-void mode_release(ekv_store *s)
-{
-    (void)s;
-}
-
 ekv_entry *mode_locate_or_add(ekv_store *s, const uint8_t *key,
                               size_t key_len)
 {
@@ -287,12 +274,6 @@ ekv_entry *mode_locate(ekv_store *s, const uint8_t *key, size_t key_len)
         if (e->rep[r].desc != EKV_BLOCK_NONE)
             return e;
     return NULL;
-}
-
-void mode_forget(ekv_store *s, ekv_entry *e)
-{
-    (void)s;
-    (void)e;
 }
 
 /* The lowest free block of replica r from block b on, or EKV_BLOCK_NONE. */
@@ -318,13 +299,6 @@ uint32_t mode_alloc(ekv_store *s, unsigned r, uint32_t after)
     /* EKV_BLOCK_NONE + 1 wraps to 0, and block 0 is the header: start at
      * 1 then. */
     return next_free(s, r, after == EKV_BLOCK_NONE ? 1 : after + 1);
-}
-
-void mode_release_block(ekv_store *s, unsigned r, uint32_t b)
-{
-    (void)s;
-    (void)r;
-    (void)b;
 }
 
 int mode_iterate(ekv_store *s, int (*fn)(void *, const ekv_key_info *),

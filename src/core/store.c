@@ -46,7 +46,7 @@ bool read_plausible(const uint8_t *p, uint32_t bs)
  * then costs one read instead of a record. */
 int dev_read(ekv_store *s, unsigned r, uint32_t b, void *buf)
 {
-    ekv_device *d = s->rep[r].dev;
+    ekv_device *d = s->rep[rep_index(r)].dev;
     const uint8_t *p = buf;
     int err = 0;
     s->sound = NULL;
@@ -70,7 +70,7 @@ int dev_read(ekv_store *s, unsigned r, uint32_t b, void *buf)
  * read-only store never writes. One body for both keeps it one gate. */
 static int dev_out(ekv_store *s, unsigned r, uint32_t b, const void *buf)
 {
-    ekv_device *d = s->rep[r].dev;
+    ekv_device *d = s->rep[rep_index(r)].dev;
     if (s->flags & EKV_OPEN_RDONLY)
         return EKV_EROFS;
     if (!buf)
@@ -241,7 +241,9 @@ int ekv_get(ekv_store *s, const void *key, size_t key_len, void *buf,
     if (!e)
         return s->lookup_err ? s->lookup_err : EKV_ENOENT;
     unsigned order[EKV_MAX_REPLICAS];
-    unsigned n = copies_in_order(s, e, order);
+    /* One replica: located means its copy is there, and it is the one. */
+    unsigned n = EKV_MAX_REPLICAS == 1 ? (order[0] = 0, 1u)
+                                       : copies_in_order(s, e, order);
     int err = EKV_ECORRUPT;
     for (unsigned i = 0; i < n; i++) {
         const ekv_slot *sl = &e->rep[order[i]];
@@ -585,8 +587,8 @@ int ekv_delete(ekv_store *s, const void *key, size_t key_len)
 
 static int read_header(ekv_store *s, unsigned r, uint8_t *buf)
 {
-    ekv_device *d = s->rep[r].dev;
-    ekv_replica_report *rep = &s->rep[r].report;
+    ekv_device *d = s->rep[rep_index(r)].dev;
+    ekv_replica_report *rep = &s->rep[rep_index(r)].report;
     if (!d->read || !geometry_supported(d->block_size, d->block_count))
         return EKV_EDOM;
     /* A replica dropped here misses every write until a repair, and its
@@ -596,8 +598,7 @@ static int read_header(ekv_store *s, unsigned r, uint8_t *buf)
     for (int attempt = 0; attempt < 2; attempt++) {
         err = io_result(s, d->read(d, 0, buf));
         if (!err)
-            err = header_validate(buf, d->block_size, d->block_size,
-                                  d->block_count);
+            err = header_validate(buf, d->block_size, d->block_count);
         if (!err)
             break;
     }
@@ -633,8 +634,7 @@ int ekv_read_header(ekv_device *dev, ekv_block_info *info)
     if (err)
         err = err < 0 ? err : EKV_EIO;
     else
-        err = header_validate(buf, dev->block_size, dev->block_size,
-                              dev->block_count);
+        err = header_validate(buf, dev->block_size, dev->block_count);
     if (info)
         ekv_block_decode(buf, dev->block_size, info);
     mem_free(a, buf, dev->block_size);
@@ -701,7 +701,7 @@ int ekv_open(ekv_store **out, ekv_device *const devs[], unsigned n,
     if (opt->erase_byte != 0x00 && opt->erase_byte != 0xff)
         return EKV_EINVAL;
     const ekv_allocator *a =
-        opt->allocator ? opt->allocator : &ekv_default_allocator;
+        opt->allocator ? opt->allocator : EKV_DEFAULT_ALLOCATOR;
     uint32_t hdr_size = 0;
     for (unsigned r = 0; r < n; r++) {
         if (!devs[r])
@@ -724,8 +724,14 @@ int ekv_open(ekv_store **out, ekv_device *const devs[], unsigned n,
     s->n = n;
 
     /* Headers first; replica.c then settles geometry, identity and epochs
-     * and says which replicas are used. */
-    uint8_t *hdr = hdr_size ? mem_alloc(&s->alloc, hdr_size) : NULL;
+     * and says which replicas are used. One replica's block size is the
+     * store's: its header is read into the block buffers, allocated once
+     * (ekv_close frees them). A set reads its headers into a buffer of
+     * their largest block size, and allocates the block buffers after. */
+    const bool single = EKV_MAX_REPLICAS == 1;
+    uint8_t *hdr = NULL;
+    if (hdr_size)
+        hdr = mem_alloc(&s->alloc, single ? (size_t)hdr_size * 3 : hdr_size);
     int err = hdr_size && !hdr ? EKV_ENOMEM : 0;
     for (unsigned r = 0; r < n && err != EKV_ENOMEM; r++) {
         s->rep[r].dev = devs[r];
@@ -734,14 +740,18 @@ int ekv_open(ekv_store **out, ekv_device *const devs[], unsigned n,
             rc = EKV_EROFS;
         s->rep[r].status = s->rep[r].report.status = rc;
     }
-    mem_free(&s->alloc, hdr, hdr_size);
+    if (single)
+        s->rbuf = hdr;
+    else
+        mem_free(&s->alloc, hdr, hdr_size);
     if (!err)
         err = replica_settle(s);
     if (err)
         goto fail;
 
     err = EKV_ENOMEM;
-    s->rbuf = mem_alloc(&s->alloc, (size_t)s->bs * 3);
+    if (!single)
+        s->rbuf = mem_alloc(&s->alloc, (size_t)s->bs * 3);
     if (!s->rbuf)
         goto fail;
     s->wbuf = s->rbuf + s->bs;
@@ -851,7 +861,7 @@ int ekv_format(ekv_device *const devs[], unsigned n,
             return EKV_EROFS;
     }
     const ekv_allocator *a =
-        opt->allocator ? opt->allocator : &ekv_default_allocator;
+        opt->allocator ? opt->allocator : EKV_DEFAULT_ALLOCATOR;
     uint32_t bs = devs[0]->block_size, bc = devs[0]->block_count;
     uint8_t *buf = mem_alloc(a, bs);
     if (!buf)
