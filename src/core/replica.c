@@ -537,7 +537,7 @@ static int heal_steps(ekv_store *s, bool full, uint32_t *emptied)
     if (s->format_seq == 0xffffffffu)
         return EKV_ERANGE;
     uint32_t epoch = s->format_seq + 1, mask = active_mask(s);
-    uint32_t ids[EKV_MAX_REPLICAS];
+    uint32_t ids[EKV_MAX_REPLICAS] = {0};
     for (unsigned r = 0; r < s->n; r++) {
         if (!(rebuilding & (1u << r)))
             continue;
