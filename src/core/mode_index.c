@@ -4,10 +4,12 @@
  * touch only the record's blocks.
  *
  * Recovery reads every block of a replica once. Chunk headers are kept in
- * a temporary per-block table and descriptors in a list, so verifying a
- * record's chain afterwards needs no second read. The newest complete
- * record of each key goes into the index; every other non-free block is
- * erased (or, read-only, just left out of use).
+ * a temporary per-block table and descriptors in a compact list (a record
+ * of several blocks keeps its chain's start in the table slot of its
+ * descriptor block), so verifying a record's chain afterwards needs no
+ * second read. The newest complete record of each key goes into the index;
+ * every other non-free block is erased (or, read-only, just left out of
+ * use).
  */
 #include "ekv_internal.h"
 
@@ -26,13 +28,18 @@ typedef struct chunk_meta {
     uint32_t owner, index, next, size;
 } chunk_meta;
 
+/* A descriptor of the scan: 24 bytes, written once and read once. Its
+ * first payload size, chunk count and next block (needed only when the
+ * record has chunks) are in chunk[block] as size, index and next: a
+ * descriptor block's own slot in the chunk table is otherwise unused. */
 typedef struct desc_meta {
-    uint32_t block, gen, total, first, count, next;
+    uint32_t block, gen, total;
     uint32_t key_off, hash;
     uint16_t key_len;
-    uint8_t complete;
-    ekv_entry *e; /* its key's entry, once complete (entries never move) */
+    uint8_t blocks; /* D_ONE or D_CHAIN */
 } desc_meta;
+
+enum { D_ONE = 1, D_CHAIN = 2 };
 
 typedef struct scan_tmp {
     uint8_t *kind;
@@ -65,7 +72,10 @@ static uint64_t descs_ahead(const ekv_store *s, const scan_tmp *t,
     return n + n / 8 + 64;
 }
 
-static int add_desc(ekv_store *s, scan_tmp *t, uint32_t b, const uint8_t *buf)
+/* Record the sane descriptor in buf (block b); *entry_bytes grows by the
+ * arena bytes its key's entry would take. */
+static int add_desc(ekv_store *s, scan_tmp *t, uint32_t b, const uint8_t *buf,
+                    size_t *entry_bytes)
 {
     uint16_t klen = get_le16(buf + DESC_KEY_SIZE);
     if (t->ndesc == t->desc_cap) {
@@ -105,15 +115,21 @@ static int add_desc(ekv_store *s, scan_tmp *t, uint32_t b, const uint8_t *buf)
     d->block = b;
     d->gen = get_le32(buf + DESC_GENERATION);
     d->total = get_le32(buf + DESC_TOTAL_SIZE);
-    d->first = get_le32(buf + DESC_FIRST_SIZE);
-    d->count = get_le32(buf + DESC_CHUNK_COUNT);
-    d->next = get_le32(buf + DESC_NEXT);
+    uint32_t count = get_le32(buf + DESC_CHUNK_COUNT);
+    /* desc_sane() made a one-block record complete already. */
+    d->blocks = count == 1 ? D_ONE : D_CHAIN;
+    if (count != 1) {
+        chunk_meta *c = &t->chunk[b];
+        c->size = get_le32(buf + DESC_FIRST_SIZE);
+        c->index = count;
+        c->next = get_le32(buf + DESC_NEXT);
+    }
     d->key_len = klen;
     d->key_off = (uint32_t)t->keys_len;
-    d->complete = 0;
     memcpy(t->keys + t->keys_len, buf + EKV_DESCRIPTOR_HEADER_SIZE, klen);
     t->keys_len += klen;
     d->hash = key_hash(t->keys + d->key_off, klen);
+    *entry_bytes += index_entry_bytes(&s->index, klen);
     return 0;
 }
 
@@ -121,9 +137,12 @@ static int add_desc(ekv_store *s, scan_tmp *t, uint32_t b, const uint8_t *buf)
 static bool chain_complete(const ekv_store *s, const scan_tmp *t,
                            const desc_meta *d)
 {
-    uint64_t sum = d->first;
-    uint32_t next = d->next;
-    for (uint32_t idx = 1; idx < d->count; idx++) {
+    if (d->blocks == D_ONE)
+        return true;
+    const chunk_meta *head = &t->chunk[d->block];
+    uint64_t sum = head->size;
+    uint32_t next = head->next;
+    for (uint32_t idx = 1; idx < head->index; idx++) {
         if (next >= s->bc || t->kind[next] != K_CHUNK)
             return false;
         const chunk_meta *c = &t->chunk[next];
@@ -137,11 +156,14 @@ static bool chain_complete(const ekv_store *s, const scan_tmp *t,
     return next == EKV_BLOCK_NONE && sum == d->total;
 }
 
-static void mark_kept(const ekv_store *s, scan_tmp *t, const desc_meta *d)
+/* The chunks of a kept record of several blocks (its descriptor is marked
+ * already). */
+static void mark_chain_kept(const ekv_store *s, scan_tmp *t,
+                            const desc_meta *d)
 {
-    t->kind[d->block] = K_KEPT;
-    uint32_t next = d->next;
-    for (uint32_t idx = 1; idx < d->count && next < s->bc; idx++) {
+    const chunk_meta *head = &t->chunk[d->block];
+    uint32_t next = head->next;
+    for (uint32_t idx = 1; idx < head->index && next < s->bc; idx++) {
         uint32_t after = t->chunk[next].next;
         t->kind[next] = K_KEPT;
         next = after;
@@ -205,6 +227,7 @@ int mode_recover(ekv_store *s, unsigned r)
     }
     t.kind[0] = K_KEPT;
 
+    size_t entry_bytes = 0; /* the arena the sane descriptors' keys need */
     batch_open(s, r, &sb);
     for (uint32_t b = 1; b < s->bc; b++) {
         /* A hole of a sparse image: free blocks, nothing to read. */
@@ -232,7 +255,7 @@ int mode_recover(ekv_store *s, unsigned r)
             rep->descriptor_blocks++;
             t.kind[b] = K_DESC;
             if (desc_sane(buf, s->bs)) {
-                err = add_desc(s, &t, b, buf);
+                err = add_desc(s, &t, b, buf, &entry_bytes);
                 if (err)
                     goto out;
             } else {
@@ -262,39 +285,32 @@ int mode_recover(ekv_store *s, unsigned r)
     }
     batch_close(s, &sb);
 
-    /* Verify records, then size the index once for what is complete (not
-     * by doubling as keys arrive); if that fails, growing as it goes may
-     * still work. */
-    uint32_t ncomplete = 0;
-    for (uint32_t i = 0; i < t.ndesc; i++) {
-        desc_meta *d = &t.desc[i];
-        d->complete = chain_complete(s, &t, d);
-        if (d->complete)
-            ncomplete++;
-        else
-            rep->incomplete_records++;
-    }
-    (void)index_reserve(&s->index, s->index.count + ncomplete);
-    /* The first replica's keys are all new: their entries come from one
-     * arena (a key with stale records here wastes an entry's bytes until
-     * close). Later replicas mostly find their keys already there. */
-    if (!s->index.count) {
-        size_t need = 0;
-        for (uint32_t i = 0; i < t.ndesc; i++)
-            if (t.desc[i].complete)
-                need += index_entry_bytes(&s->index, t.desc[i].key_len);
-        index_arena(&s->index, need);
-    }
-    /* The newest complete record of each key wins (on a tie the lower
-     * block, which the scan met first). */
+    /* Size the index once for the sane descriptors (not by doubling as
+     * keys arrive; stale and incomplete records make this a little more
+     * than needed); if that fails, growing as it goes may still work. The
+     * first replica's keys are all new: their entries come from one arena
+     * (a key with stale records here wastes an entry's bytes until close).
+     * Later replicas mostly find their keys already there. */
+    (void)index_reserve(&s->index, s->index.count + t.ndesc);
+    if (!s->index.count)
+        index_arena(&s->index, entry_bytes);
+    /* One pass: verify each record's chain and offer the complete ones to
+     * the index. The newest complete record of each key wins (on a tie the
+     * lower block). The winner's descriptor is marked kept as it wins and
+     * unmarked when it loses, so the kept chunks are all that is left to
+     * mark afterwards. */
+    uint32_t chains = 0;
     for (uint32_t i = 0; i < t.ndesc; i++) {
         desc_meta *d = &t.desc[i];
         /* The table is far larger than a cache: ask for the slot of a
          * key a few steps ahead while this one is looked up. */
         if (i + 8 < t.ndesc)
             index_prefetch(&s->index, t.desc[i + 8].hash);
-        if (!d->complete)
+        if (!chain_complete(s, &t, d)) {
+            d->blocks = 0;
+            rep->incomplete_records++;
             continue;
+        }
         rep->complete_records++;
         ekv_entry *e = index_get_or_add(&s->index, t.keys + d->key_off,
                                         d->key_len, d->hash);
@@ -302,24 +318,26 @@ int mode_recover(ekv_store *s, unsigned r)
             err = EKV_ENOMEM;
             goto out;
         }
-        d->e = e;
         ekv_slot *sl = &e->rep[r];
-        if (sl->desc == EKV_BLOCK_NONE || d->gen > sl->gen) {
-            if (sl->desc != EKV_BLOCK_NONE)
-                rep->stale_records++;
-            else
-                rep->keys++;
-            sl->desc = d->block;
-            sl->gen = d->gen;
-            sl->size = d->total;
+        if (sl->desc == EKV_BLOCK_NONE) {
+            rep->keys++;
         } else {
             rep->stale_records++;
+            if (d->gen < sl->gen ||
+                (d->gen == sl->gen && d->block > sl->desc))
+                continue;
+            t.kind[sl->desc] = K_DESC;
         }
+        t.kind[d->block] = K_KEPT;
+        sl->desc = d->block;
+        sl->gen = d->gen;
+        sl->size = d->total;
+        chains += d->blocks == D_CHAIN;
     }
-    for (uint32_t i = 0; i < t.ndesc; i++) {
-        desc_meta *d = &t.desc[i];
-        if (d->complete && d->e->rep[r].desc == d->block)
-            mark_kept(s, &t, d);
+    for (uint32_t i = 0; chains && i < t.ndesc; i++) {
+        const desc_meta *d = &t.desc[i];
+        if (d->blocks == D_CHAIN && t.kind[d->block] == K_KEPT)
+            mark_chain_kept(s, &t, d);
     }
 
     /* Sweep: free blocks go to the free map; the rest that is not kept is
