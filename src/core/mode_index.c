@@ -126,9 +126,11 @@ static int add_desc(ekv_store *s, scan_tmp *t, uint32_t b, const uint8_t *buf,
     }
     d->key_len = klen;
     d->key_off = (uint32_t)t->keys_len;
+    /* Hashed where it lies: reading the copy just stored would stall on
+     * the store. */
+    d->hash = key_hash(buf + EKV_DESCRIPTOR_HEADER_SIZE, klen);
     memcpy(t->keys + t->keys_len, buf + EKV_DESCRIPTOR_HEADER_SIZE, klen);
     t->keys_len += klen;
-    d->hash = key_hash(t->keys + d->key_off, klen);
     *entry_bytes += index_entry_bytes(&s->index, klen);
     return 0;
 }
