@@ -208,6 +208,14 @@ void index_remove(ekv_index *ix, ekv_entry *e);
 int index_reserve(ekv_index *ix, uint32_t n);
 /* Start loading the table slot of a hash that a lookup will soon need. */
 void index_prefetch(const ekv_index *ix, uint32_t hash);
+/* Take buf (size bytes from the allocator, the first `used` holding
+ * entries laid out as the arena lays them) as the arena, if the index is
+ * empty and has none; false: not taken. */
+bool index_adopt_arena(ekv_index *ix, uint8_t *buf, size_t used,
+                       size_t size);
+/* Put entry e, which lies in the arena and whose key is not in the index,
+ * into the table. 0 or EKV_ENOMEM (the table could not grow). */
+int index_link(ekv_index *ix, ekv_entry *e);
 /* Bytes an entry for a key of len bytes takes in the arena. */
 size_t index_entry_bytes(const ekv_index *ix, size_t len);
 /* Give the index an arena of `bytes` for the entries it is about to add

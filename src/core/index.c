@@ -92,6 +92,19 @@ void index_arena(ekv_index *ix, size_t bytes)
     ix->bytes += bytes;
 }
 
+bool index_adopt_arena(ekv_index *ix, uint8_t *buf, size_t used,
+                       size_t size)
+{
+    if (ix->arena || ix->count)
+        return false;
+    ix->arena = buf;
+    ix->arena_size = size;
+    ix->arena_used = used;
+    ix->arena_live = 0;
+    ix->bytes += size;
+    return true;
+}
+
 static void free_entry(ekv_index *ix, ekv_entry *e)
 {
     if (!e->in_arena) {
@@ -201,6 +214,18 @@ int index_reserve(ekv_index *ix, uint32_t n)
     return cap > ix->cap ? index_resize(ix, (uint32_t)cap) : 0;
 }
 
+/* Put e into a slot of the table (its key is not there; the table has room). */
+static void place(ekv_index *ix, ekv_entry *e)
+{
+    uint32_t mask = ix->cap - 1;
+    uint32_t i = e->hash & mask;
+    while (ix->tags[i])
+        i = (i + 1) & mask;
+    ix->slots[i] = e;
+    ix->tags[i] = tag_of(e->hash);
+    ix->count++;
+}
+
 ekv_entry *index_get_or_add(ekv_index *ix, const void *key, size_t len,
                             uint32_t hash)
 {
@@ -232,14 +257,19 @@ ekv_entry *index_get_or_add(ekv_index *ix, const void *key, size_t len,
     }
     if (len)
         memcpy(entry_key(e, ix->nrep), key, len);
-    uint32_t mask = ix->cap - 1;
-    uint32_t i = hash & mask;
-    while (ix->tags[i])
-        i = (i + 1) & mask;
-    ix->slots[i] = e;
-    ix->tags[i] = tag_of(hash);
-    ix->count++;
+    place(ix, e);
     return e;
+}
+
+int index_link(ekv_index *ix, ekv_entry *e)
+{
+    if ((uint64_t)(ix->count + 1) * 5 > (uint64_t)ix->cap * 4 &&
+        index_grow(ix) != 0)
+        return EKV_ENOMEM;
+    e->in_arena = 1;
+    ix->arena_live++;
+    place(ix, e);
+    return 0;
 }
 
 void index_remove(ekv_index *ix, ekv_entry *e)
