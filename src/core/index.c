@@ -73,25 +73,6 @@ static uint8_t tag_of(uint32_t hash)
     return t ? t : 1;
 }
 
-size_t index_entry_bytes(const ekv_index *ix, size_t len)
-{
-    /* Entries hold 32-bit fields: keep each one 4-byte aligned. */
-    return (entry_size(ix, len) + 3u) & ~(size_t)3u;
-}
-
-void index_arena(ekv_index *ix, size_t bytes)
-{
-    if (ix->arena || !bytes)
-        return;
-    ix->arena = mem_alloc(ix->alloc, bytes);
-    if (!ix->arena)
-        return;
-    ix->arena_size = bytes;
-    ix->arena_used = 0;
-    ix->arena_live = 0;
-    ix->bytes += bytes;
-}
-
 bool index_adopt_arena(ekv_index *ix, uint8_t *buf, size_t used,
                        size_t size)
 {
@@ -153,19 +134,6 @@ ekv_entry *index_find(const ekv_index *ix, const void *key, size_t len,
         if (t == tag && entry_is(ix, ix->slots[i], key, len, hash))
             return ix->slots[i];
     }
-}
-
-void index_prefetch(const ekv_index *ix, uint32_t hash)
-{
-#if defined(__GNUC__) || defined(__clang__)
-    if (ix->cap) {
-        uint32_t i = hash & (ix->cap - 1);
-        __builtin_prefetch(&ix->tags[i]);
-        __builtin_prefetch(&ix->slots[i]);
-    }
-#else
-    (void)ix, (void)hash;
-#endif
 }
 
 static int index_resize(ekv_index *ix, uint32_t ncap)
@@ -261,15 +229,34 @@ ekv_entry *index_get_or_add(ekv_index *ix, const void *key, size_t len,
     return e;
 }
 
-int index_link(ekv_index *ix, ekv_entry *e)
+ekv_entry *index_find_or_link(ekv_index *ix, ekv_entry *e)
 {
-    if ((uint64_t)(ix->count + 1) * 5 > (uint64_t)ix->cap * 4 &&
-        index_grow(ix) != 0)
-        return EKV_ENOMEM;
+    const uint32_t len = e->key_len, hash = e->hash;
+    const uint8_t *key = entry_key(e, ix->nrep);
+    if ((uint64_t)(ix->count + 1) * 5 > (uint64_t)ix->cap * 4) {
+        ekv_entry *had = index_find(ix, key, len, hash);
+        if (had)
+            return had;
+        if (index_grow(ix) != 0)
+            return NULL;
+    }
+    /* One probe finds the key or the empty slot it would take. */
+    const uint8_t tag = tag_of(hash);
+    uint32_t mask = ix->cap - 1;
+    uint32_t i = hash & mask;
+    for (;; i = (i + 1) & mask) {
+        uint8_t t = ix->tags[i];
+        if (!t)
+            break;
+        if (t == tag && entry_is(ix, ix->slots[i], key, len, hash))
+            return ix->slots[i];
+    }
     e->in_arena = 1;
     ix->arena_live++;
-    place(ix, e);
-    return 0;
+    ix->slots[i] = e;
+    ix->tags[i] = tag;
+    ix->count++;
+    return e;
 }
 
 void index_remove(ekv_index *ix, ekv_entry *e)

@@ -334,15 +334,11 @@ int mode_recover(ekv_store *s, unsigned r)
         rep->complete_records++;
         ekv_entry *w;
         if (adopt) {
-            w = index_find(&s->index, entry_key(e, s->n), e->key_len,
-                           e->hash);
+            e->rep[r].desc = EKV_BLOCK_NONE; /* cand holds it */
+            w = index_find_or_link(&s->index, e);
             if (!w) {
-                e->rep[r].desc = EKV_BLOCK_NONE;
-                if (index_link(&s->index, e) != 0) {
-                    err = EKV_ENOMEM;
-                    goto out;
-                }
-                w = e;
+                err = EKV_ENOMEM;
+                goto out;
             }
         } else {
             w = index_get_or_add(&s->index, entry_key(e, s->n), e->key_len,
