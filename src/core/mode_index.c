@@ -4,12 +4,11 @@
  * touch only the record's blocks.
  *
  * Recovery reads every block of a replica once. Chunk headers are kept in
- * a temporary per-block table and descriptors in a compact list (a record
- * of several blocks keeps its chain's start in the table slot of its
- * descriptor block), so verifying a record's chain afterwards needs no
- * second read. The newest complete record of each key goes into the index;
- * every other non-free block is erased (or, read-only, just left out of
- * use).
+ * a temporary per-block table and each descriptor as the index entry its
+ * key would get (see scan_tmp), so verifying a record's chain afterwards
+ * needs no second read. The newest complete record of each key goes into
+ * the index; every other non-free block is erased (or, read-only, just
+ * left out of use).
  */
 #include "ekv_internal.h"
 
