@@ -299,6 +299,17 @@ int mode_recover(ekv_store *s, unsigned r)
      * bytes there until close). Later replicas mostly find their keys
      * already there; a new one is allocated alone. */
     (void)index_reserve(&s->index, s->index.count + t.nents);
+    /* The buffer grew by a guess from the blocks scanned so far, which a
+     * storage full at its start and empty at its end (or sparse) makes
+     * far too large: the arena stays until close, so beyond half again
+     * what is used it is copied to its size. */
+    if (t.ents && t.ents_cap - t.ents_len > t.ents_len / 2 + 4096) {
+        void *n = grow(s, t.ents, t.ents_len, t.ents_cap, t.ents_len);
+        if (n) {
+            t.ents = n;
+            t.ents_cap = t.ents_len;
+        }
+    }
     bool adopt = t.ents && index_adopt_arena(&s->index, t.ents, t.ents_len,
                                                 t.ents_cap);
     if (adopt) {
