@@ -205,13 +205,35 @@ void index_remove(ekv_index *ix, ekv_entry *e);
 /* Size the table for n keys in one step (recovery knows how many it will
  * add). 0 or EKV_ENOMEM; on failure the index is unchanged. */
 int index_reserve(ekv_index *ix, uint32_t n);
-/* Start loading the table slot of a hash that a lookup will soon need. */
-void index_prefetch(const ekv_index *ix, uint32_t hash);
-/* Bytes an entry for a key of len bytes takes in the arena. */
-size_t index_entry_bytes(const ekv_index *ix, size_t len);
-/* Give the index an arena of `bytes` for the entries it is about to add
- * (sum of index_entry_bytes), if it has none; a failure is no error. */
-void index_arena(ekv_index *ix, size_t bytes);
+/* Start loading the table slot of a hash that a lookup will soon need
+ * (inline: recovery asks once per key). */
+static inline void index_prefetch(const ekv_index *ix, uint32_t hash)
+{
+#if defined(__GNUC__) || defined(__clang__)
+    if (ix->cap) {
+        uint32_t i = hash & (ix->cap - 1);
+        __builtin_prefetch(&ix->tags[i]);
+        __builtin_prefetch(&ix->slots[i]);
+    }
+#else
+    (void)ix, (void)hash;
+#endif
+}
+/* Take buf (size bytes from the allocator, the first `used` holding
+ * entries laid out as the arena lays them) as the arena, if the index is
+ * empty and has none; false: not taken. */
+bool index_adopt_arena(ekv_index *ix, uint8_t *buf, size_t used,
+                       size_t size);
+/* The entry of e's key, or, when the key is not there, e itself (which
+ * lies in the arena) put into the table; NULL: the table could not grow. */
+ekv_entry *index_find_or_link(ekv_index *ix, ekv_entry *e);
+/* Bytes an entry for a key of len bytes takes in the arena (entries hold
+ * 32-bit fields: each one stays 4-byte aligned). */
+static inline size_t index_entry_bytes(const ekv_index *ix, size_t len)
+{
+    return (sizeof(ekv_entry) + ix->nrep * sizeof(ekv_slot) + len + 3u) &
+           ~(size_t)3u;
+}
 
 /* ---- freemap.c: free blocks of one replica ------------------------------
  * A bitmap (1 = free) with a summary bitmap of its non-zero words, so that

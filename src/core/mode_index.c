@@ -4,10 +4,11 @@
  * touch only the record's blocks.
  *
  * Recovery reads every block of a replica once. Chunk headers are kept in
- * a temporary per-block table and descriptors in a list, so verifying a
- * record's chain afterwards needs no second read. The newest complete
- * record of each key goes into the index; every other non-free block is
- * erased (or, read-only, just left out of use).
+ * a temporary per-block table and each descriptor as the index entry its
+ * key would get (see scan_tmp), so verifying a record's chain afterwards
+ * needs no second read. The newest complete record of each key goes into
+ * the index; every other non-free block is erased (or, read-only, just
+ * left out of use).
  */
 #include "ekv_internal.h"
 
@@ -19,132 +20,161 @@ enum scan_kind {
     K_CHUNK,
     K_OTHER,      /* garbage, stray header, malformed chunk */
     K_UNREADABLE,
-    K_KEPT        /* part of a record the index keeps */
+    K_KEPT,       /* part of a record the index keeps */
+    K_KEPT_HEAD   /* the descriptor of a kept record that has chunks */
 };
+
+static inline bool kept(uint8_t k)
+{
+    return k >= K_KEPT;
+}
 
 typedef struct chunk_meta {
     uint32_t owner, index, next, size;
 } chunk_meta;
 
-typedef struct desc_meta {
-    uint32_t block, gen, total, first, count, next;
-    uint32_t key_off, hash;
-    uint16_t key_len;
-    uint8_t complete;
-    ekv_entry *e; /* its key's entry, once complete (entries never move) */
-} desc_meta;
+/* The scan writes, for each sane descriptor, the index entry its key would
+ * get (ekv_entry: hash, key length, the replica slots, the key) one after
+ * the other in one buffer; slot r holds the record (descriptor block,
+ * generation, size). For the first replica that buffer then becomes the
+ * index's arena as it is: the winning entries are linked into the table
+ * where they lie, with no second copy of a key and no list of
+ * descriptors. A record with chunks keeps its first payload size, chunk
+ * count and next block in chunk[its descriptor block] as size, index and
+ * next: a descriptor block's own slot in the chunk table is otherwise
+ * unused. While the scan runs, in_arena tells D_ONE or D_CHAIN. */
+enum { D_ONE = 2, D_CHAIN = 3 };
 
 typedef struct scan_tmp {
     uint8_t *kind;
     chunk_meta *chunk;
-    desc_meta *desc;
-    uint32_t ndesc, desc_cap;
-    uint8_t *keys;
-    size_t keys_len, keys_cap;
+    uint8_t *ents;
+    size_t ents_len, ents_cap;
+    uint32_t nents;
 } scan_tmp;
 
-static void *grow(ekv_store *s, void *old, size_t old_bytes, size_t new_bytes)
+/* A larger copy of old (old_size bytes allocated, the first `used` of
+ * them in use); old is freed. */
+static void *grow(ekv_store *s, void *old, size_t used, size_t old_size,
+                  size_t new_size)
 {
-    void *n = mem_alloc(&s->alloc, new_bytes);
+    void *n = mem_alloc(&s->alloc, new_size);
     if (!n)
         return NULL;
-    if (old_bytes)
-        memcpy(n, old, old_bytes);
-    mem_free(&s->alloc, old, old_bytes);
+    if (used)
+        memcpy(n, old, used);
+    mem_free(&s->alloc, old, old_size);
     return n;
 }
 
-/* How many descriptors the whole storage will hold if the blocks after b
- * look like those scanned so far, plus an eighth. A table that must grow
- * grows to that, not just to twice its size: each growth copies the
- * table, and a large store would copy its descriptors many times over. */
-static uint64_t descs_ahead(const ekv_store *s, const scan_tmp *t,
+/* How many bytes the entries of the whole storage will take if the blocks
+ * after b look like those scanned so far, plus an eighth. A buffer that
+ * must grow grows to that, not just to twice its size: each growth copies
+ * it, and a large store would copy its entries many times over. */
+static uint64_t bytes_ahead(const ekv_store *s, const scan_tmp *t,
                             uint32_t b)
 {
-    uint64_t n = (uint64_t)t->ndesc * (s->bc - 1) / b;
-    return n + n / 8 + 64;
+    uint64_t n = (uint64_t)t->ents_len * (s->bc - 1) / b;
+    return n + n / 8 + 1024;
 }
 
-static int add_desc(ekv_store *s, scan_tmp *t, uint32_t b, const uint8_t *buf)
+/* Record the sane descriptor in buf (block b) as an entry. */
+static int add_desc(ekv_store *s, scan_tmp *t, uint32_t b, unsigned r,
+                    const uint8_t *buf)
 {
     uint16_t klen = get_le16(buf + DESC_KEY_SIZE);
-    if (t->ndesc == t->desc_cap) {
-        uint64_t want = t->desc_cap ? (uint64_t)t->desc_cap * 2 : 64;
-        uint64_t ahead = descs_ahead(s, t, b);
-        if (t->desc_cap >= 1024 && ahead > want)
-            want = ahead;
-        if (want > s->bc)
-            want = s->bc; /* one descriptor per block at most */
-        uint32_t ncap = (uint32_t)want;
-        void *n = grow(s, t->desc, t->desc_cap * sizeof(desc_meta),
-                       ncap * sizeof(desc_meta));
-        if (!n)
-            return EKV_ENOMEM;
-        t->desc = n;
-        t->desc_cap = ncap;
-    }
-    /* Allocated even for an empty first key: NULL + 0 and memcpy from
-     * NULL are undefined behaviour. */
-    if (!t->keys || t->keys_len + klen > t->keys_cap) {
-        size_t ncap = t->keys_cap ? t->keys_cap * 2 : 4096;
-        if (t->ndesc >= 1024) {
-            uint64_t guess = (uint64_t)(t->keys_len / t->ndesc + 1) *
-                             descs_ahead(s, t, b);
-            if (guess > ncap && guess <= (size_t)-1 / 4)
-                ncap = (size_t)guess;
+    size_t need = index_entry_bytes(&s->index, klen);
+    if (t->ents_cap - t->ents_len < need) {
+        uint64_t want = t->ents_cap ? (uint64_t)t->ents_cap * 2 : 4096;
+        if (t->nents >= 1024) {
+            uint64_t ahead = bytes_ahead(s, t, b);
+            if (ahead > want)
+                want = ahead;
         }
-        while (ncap < t->keys_len + klen)
-            ncap *= 2;
-        void *n = grow(s, t->keys, t->keys_len, ncap);
+        while (want < t->ents_len + need)
+            want *= 2;
+        if (want > (size_t)-1 / 2)
+            return EKV_ENOMEM;
+        void *n = grow(s, t->ents, t->ents_len, t->ents_cap, (size_t)want);
         if (!n)
             return EKV_ENOMEM;
-        t->keys = n;
-        t->keys_cap = ncap;
+        t->ents = n;
+        t->ents_cap = (size_t)want;
     }
-    desc_meta *d = &t->desc[t->ndesc++];
-    d->block = b;
-    d->gen = get_le32(buf + DESC_GENERATION);
-    d->total = get_le32(buf + DESC_TOTAL_SIZE);
-    d->first = get_le32(buf + DESC_FIRST_SIZE);
-    d->count = get_le32(buf + DESC_CHUNK_COUNT);
-    d->next = get_le32(buf + DESC_NEXT);
-    d->key_len = klen;
-    d->key_off = (uint32_t)t->keys_len;
-    d->complete = 0;
-    memcpy(t->keys + t->keys_len, buf + EKV_DESCRIPTOR_HEADER_SIZE, klen);
-    t->keys_len += klen;
-    d->hash = key_hash(t->keys + d->key_off, klen);
+    ekv_entry *e = (ekv_entry *)(void *)(t->ents + t->ents_len);
+    t->ents_len += need;
+    t->nents++;
+    const uint8_t *key = buf + EKV_DESCRIPTOR_HEADER_SIZE;
+    e->hash = key_hash(key, klen);
+    e->key_len = klen;
+    uint32_t count = get_le32(buf + DESC_CHUNK_COUNT);
+    /* desc_sane() made a one-block record complete already. */
+    e->in_arena = count == 1 ? D_ONE : D_CHAIN;
+    if (count != 1) {
+        chunk_meta *c = &t->chunk[b];
+        c->size = get_le32(buf + DESC_FIRST_SIZE);
+        c->index = count;
+        c->next = get_le32(buf + DESC_NEXT);
+    }
+    for (unsigned i = 0; i < nrep(s); i++) {
+        e->rep[i].desc = EKV_BLOCK_NONE;
+        e->rep[i].gen = 0;
+        e->rep[i].size = 0;
+    }
+    e->rep[r].desc = b;
+    e->rep[r].gen = get_le32(buf + DESC_GENERATION);
+    e->rep[r].size = get_le32(buf + DESC_TOTAL_SIZE);
+    if (klen)
+        memcpy(entry_key(e, s->n), key, klen);
     return 0;
 }
 
-/* Walk a descriptor's chain through the scan table. */
-static bool chain_complete(const ekv_store *s, const scan_tmp *t,
-                           const desc_meta *d)
+/* The entry after e in the buffer. */
+static inline ekv_entry *next_ent(const ekv_store *s, ekv_entry *e)
 {
-    uint64_t sum = d->first;
-    uint32_t next = d->next;
-    for (uint32_t idx = 1; idx < d->count; idx++) {
+    return (ekv_entry *)(void *)((uint8_t *)e +
+                                 index_entry_bytes(&s->index, e->key_len));
+}
+
+/* Walk the chain of the record whose descriptor is block d (D_ONE or
+ * D_CHAIN) through the scan table. */
+static bool chain_complete(const ekv_store *s, const scan_tmp *t, uint32_t d,
+                           uint32_t total, unsigned blocks)
+{
+    if (blocks == D_ONE)
+        return true;
+    const chunk_meta *head = &t->chunk[d];
+    uint64_t sum = head->size;
+    uint32_t next = head->next;
+    for (uint32_t idx = 1; idx < head->index; idx++) {
         if (next >= s->bc || t->kind[next] != K_CHUNK)
             return false;
         const chunk_meta *c = &t->chunk[next];
-        if (c->owner != d->block || c->index != idx)
+        if (c->owner != d || c->index != idx)
             return false;
         sum += c->size;
         next = c->next;
     }
     /* chunk_index grows by one per step, so a cycle can never pass the
      * index test: no visited set is needed. */
-    return next == EKV_BLOCK_NONE && sum == d->total;
+    return next == EKV_BLOCK_NONE && sum == total;
 }
 
-static void mark_kept(const ekv_store *s, scan_tmp *t, const desc_meta *d)
+/* Mark the complete record whose descriptor is block d kept, or (keep
+ * false) no longer: K_DESC and K_CHUNK again. */
+static void mark_record(const ekv_store *s, scan_tmp *t, uint32_t d,
+                        unsigned blocks, bool keep)
 {
-    t->kind[d->block] = K_KEPT;
-    uint32_t next = d->next;
-    for (uint32_t idx = 1; idx < d->count && next < s->bc; idx++) {
-        uint32_t after = t->chunk[next].next;
-        t->kind[next] = K_KEPT;
-        next = after;
+    if (blocks == D_ONE) {
+        t->kind[d] = keep ? K_KEPT : K_DESC;
+        return;
+    }
+    t->kind[d] = keep ? K_KEPT_HEAD : K_DESC;
+    const chunk_meta *head = &t->chunk[d];
+    uint32_t next = head->next;
+    for (uint32_t idx = 1; idx < head->index && next < s->bc; idx++) {
+        t->kind[next] = keep ? K_KEPT : K_CHUNK;
+        next = t->chunk[next].next;
     }
 }
 
@@ -152,8 +182,7 @@ static void scan_tmp_free(ekv_store *s, scan_tmp *t)
 {
     mem_free(&s->alloc, t->kind, s->bc);
     mem_free(&s->alloc, t->chunk, (size_t)s->bc * sizeof(chunk_meta));
-    mem_free(&s->alloc, t->desc, t->desc_cap * sizeof(desc_meta));
-    mem_free(&s->alloc, t->keys, t->keys_cap);
+    mem_free(&s->alloc, t->ents, t->ents_cap);
     memset(t, 0, sizeof(*t));
 }
 
@@ -232,7 +261,7 @@ int mode_recover(ekv_store *s, unsigned r)
             rep->descriptor_blocks++;
             t.kind[b] = K_DESC;
             if (desc_sane(buf, s->bs)) {
-                err = add_desc(s, &t, b, buf);
+                err = add_desc(s, &t, b, r, buf);
                 if (err)
                     goto out;
             } else {
@@ -262,64 +291,87 @@ int mode_recover(ekv_store *s, unsigned r)
     }
     batch_close(s, &sb);
 
-    /* Verify records, then size the index once for what is complete (not
-     * by doubling as keys arrive); if that fails, growing as it goes may
-     * still work. */
-    uint32_t ncomplete = 0;
-    for (uint32_t i = 0; i < t.ndesc; i++) {
-        desc_meta *d = &t.desc[i];
-        d->complete = chain_complete(s, &t, d);
-        if (d->complete)
-            ncomplete++;
-        else
-            rep->incomplete_records++;
-    }
-    (void)index_reserve(&s->index, s->index.count + ncomplete);
-    /* The first replica's keys are all new: their entries come from one
-     * arena (a key with stale records here wastes an entry's bytes until
-     * close). Later replicas mostly find their keys already there. */
-    if (!s->index.count) {
-        size_t need = 0;
-        for (uint32_t i = 0; i < t.ndesc; i++)
-            if (t.desc[i].complete)
-                need += index_entry_bytes(&s->index, t.desc[i].key_len);
-        index_arena(&s->index, need);
-    }
-    /* The newest complete record of each key wins (on a tie the lower
-     * block, which the scan met first). */
-    for (uint32_t i = 0; i < t.ndesc; i++) {
-        desc_meta *d = &t.desc[i];
-        /* The table is far larger than a cache: ask for the slot of a
-         * key a few steps ahead while this one is looked up. */
-        if (i + 8 < t.ndesc)
-            index_prefetch(&s->index, t.desc[i + 8].hash);
-        if (!d->complete)
-            continue;
-        rep->complete_records++;
-        ekv_entry *e = index_get_or_add(&s->index, t.keys + d->key_off,
-                                        d->key_len, d->hash);
-        if (!e) {
-            err = EKV_ENOMEM;
-            goto out;
+    /* Size the index once for the sane descriptors (not by doubling as
+     * keys arrive; stale and incomplete records make this a little more
+     * than needed); if that fails, growing as it goes may still work. The
+     * first replica's keys are all new: the scan's entries become the
+     * index's arena (an entry of a stale or incomplete record wastes its
+     * bytes there until close). Later replicas mostly find their keys
+     * already there; a new one is allocated alone. */
+    (void)index_reserve(&s->index, s->index.count + t.nents);
+    /* The buffer grew by a guess from the blocks scanned so far, which a
+     * storage full at its start and empty at its end (or sparse) makes
+     * far too large: the arena stays until close, so beyond half again
+     * what is used it is copied to its size. */
+    if (t.ents && t.ents_cap - t.ents_len > t.ents_len / 2 + 4096) {
+        void *n = grow(s, t.ents, t.ents_len, t.ents_cap, t.ents_len);
+        if (n) {
+            t.ents = n;
+            t.ents_cap = t.ents_len;
         }
-        d->e = e;
-        ekv_slot *sl = &e->rep[r];
-        if (sl->desc == EKV_BLOCK_NONE || d->gen > sl->gen) {
-            if (sl->desc != EKV_BLOCK_NONE)
-                rep->stale_records++;
-            else
-                rep->keys++;
-            sl->desc = d->block;
-            sl->gen = d->gen;
-            sl->size = d->total;
+    }
+    bool adopt = t.ents && index_adopt_arena(&s->index, t.ents, t.ents_len,
+                                                t.ents_cap);
+    if (adopt) {
+        t.ents = NULL; /* the index's now */
+        t.ents_cap = 0;
+    }
+    /* One pass: verify each record's chain and offer the complete ones to
+     * the index. The newest complete record of each key wins (on a tie the
+     * lower block). A winner's blocks are marked kept as it wins and
+     * unmarked when it loses. */
+    uint8_t *base = adopt ? s->index.arena : t.ents;
+    ekv_entry *e = (ekv_entry *)(void *)base;
+    ekv_entry *ahead = e;
+    /* The table is far larger than a cache: ask for the slot of a key a
+     * few entries ahead while this one is looked up. */
+    for (uint32_t i = 0; i < 8 && i < t.nents; i++) {
+        index_prefetch(&s->index, ahead->hash);
+        ahead = next_ent(s, ahead);
+    }
+    for (uint32_t i = 0; i < t.nents; i++, e = next_ent(s, e)) {
+        if (i + 8 < t.nents) {
+            index_prefetch(&s->index, ahead->hash);
+            ahead = next_ent(s, ahead);
+        }
+        const ekv_slot cand = e->rep[r];
+        const unsigned blocks = e->in_arena;
+        e->in_arena = 1;
+        if (!chain_complete(s, &t, cand.desc, cand.size, blocks)) {
+            rep->incomplete_records++;
+            continue;
+        }
+        rep->complete_records++;
+        ekv_entry *w;
+        if (adopt) {
+            e->rep[r].desc = EKV_BLOCK_NONE; /* cand holds it */
+            w = index_find_or_link(&s->index, e);
+            if (!w) {
+                err = EKV_ENOMEM;
+                goto out;
+            }
+        } else {
+            w = index_get_or_add(&s->index, entry_key(e, s->n), e->key_len,
+                                 e->hash);
+            if (!w) {
+                err = EKV_ENOMEM;
+                goto out;
+            }
+        }
+        ekv_slot *sl = &w->rep[r];
+        if (sl->desc == EKV_BLOCK_NONE) {
+            rep->keys++;
         } else {
             rep->stale_records++;
+            if (cand.gen < sl->gen ||
+                (cand.gen == sl->gen && cand.desc > sl->desc))
+                continue;
+            mark_record(s, &t, sl->desc,
+                        t.kind[sl->desc] == K_KEPT_HEAD ? D_CHAIN : D_ONE,
+                        false);
         }
-    }
-    for (uint32_t i = 0; i < t.ndesc; i++) {
-        desc_meta *d = &t.desc[i];
-        if (d->complete && d->e->rep[r].desc == d->block)
-            mark_kept(s, &t, d);
+        mark_record(s, &t, cand.desc, blocks, true);
+        *sl = cand;
     }
 
     /* Sweep: free blocks go to the free map; the rest that is not kept is
@@ -333,7 +385,7 @@ int mode_recover(ekv_store *s, unsigned r)
             uint32_t n = free_run(&t, b, s->bc);
             freemap_set_free_range(&rp->fm, b, n);
             b += n - 1;
-        } else if (k != K_KEPT && k != K_UNREADABLE) {
+        } else if (!kept(k) && k != K_UNREADABLE) {
             rep->erasable_blocks++;
             if (may_erase && dev_write(s, r, b, s->ebuf) == 0) {
                 erased = true;
@@ -345,7 +397,7 @@ int mode_recover(ekv_store *s, unsigned r)
     if (erased && dev_flush(s, r) != 0) {
         /* Not known to be durable: keep those blocks out of use. */
         for (uint32_t b = 1; b < s->bc; b++)
-            if (t.kind[b] != K_FREE && t.kind[b] != K_KEPT &&
+            if (t.kind[b] != K_FREE && !kept(t.kind[b]) &&
                 t.kind[b] != K_UNREADABLE)
                 freemap_set_used(&rp->fm, b);
         rep->erased_blocks = 0;

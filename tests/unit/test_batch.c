@@ -417,13 +417,63 @@ START_TEST(entry_arena_is_accounted_and_given_back)
 }
 END_TEST
 
-START_TEST(entry_arena_refused_falls_back_to_one_entry_each)
+START_TEST(scan_entries_become_the_arena_with_no_entry_allocated_alone)
 {
-    /* Every key is 8 bytes: the arena asks for NKEYS entries of
-     * index_entry_bytes(8) = 8 + 12 + 8 = 28 bytes. */
-    bool had = true;
-    ck_assert_uint_ge(arena_round(1, (size_t)NKEYS * 28, &had), 1);
-    ck_assert(!had);
+    /* Every key is 8 bytes: an entry allocated alone would be a request
+     * of 8 + 12 + 8 = 28 bytes. Recovery of one replica makes none: the
+     * entries the scan wrote are the arena, and every key's entry lies in
+     * it. */
+    simdev *sim = NULL;
+    ekv_store *s = open_sims(&sim, 1, BS, BC, 0);
+    fill(s);
+    ekv_close(s);
+    counting c = {0, 28, 0};
+    ekv_allocator al = {c_alloc, c_free, &c};
+    ekv_options o = {.allocator = &al};
+    ekv_device *d = &sim->dev;
+    ck_assert_int_eq(ekv_open(&s, &d, 1, &o), 0);
+    ck_assert_uint_eq(c.refused, 0);
+    ck_assert_ptr_nonnull(s->index.arena);
+    check_all(s);
+    for (uint32_t i = 0; i < s->index.cap; i++) {
+        const uint8_t *e = (const uint8_t *)s->index.slots[i];
+        if (e)
+            ck_assert(e >= s->index.arena &&
+                      e < s->index.arena + s->index.arena_used);
+    }
+    ekv_close(s);
+    ck_assert_uint_eq(c.live, 0);
+    sim_free(sim);
+}
+END_TEST
+
+/* Keys only at the start of a large device: the scan's guess of how many
+ * entries are coming is far too high, and the arena it leaves must not
+ * stay that large (at most half again the entries' bytes). */
+START_TEST(arena_of_a_front_filled_device_stays_near_its_entries)
+{
+    const uint32_t bc = 40000;
+    const unsigned n = 1500;
+    simdev *sim = NULL;
+    ekv_store *s = open_sims(&sim, 1, BS, bc, 0);
+    char k[16];
+    for (unsigned i = 0; i < n; i++) {
+        key_of(k, i);
+        ck_assert_int_eq(put_s(s, k, "v"), 0);
+    }
+    ekv_close(s);
+    ekv_device *d = &sim->dev;
+    ck_assert_int_eq(ekv_open(&s, &d, 1, NULL), 0);
+    ekv_stats st;
+    ekv_stats_get(s, &st);
+    ck_assert_uint_eq(st.records, n);
+    ck_assert_ptr_nonnull(s->index.arena);
+    size_t entries = (size_t)n * 28; /* 8 + 12 + 8 bytes each */
+    ck_assert_uint_le(s->index.arena_size, entries + entries / 2 + 4096);
+    ck_assert_uint_eq(st.index_bytes,
+                      (size_t)s->index.cap * 9 + s->index.arena_size);
+    ekv_close(s);
+    sim_free(sim);
 }
 END_TEST
 
@@ -474,7 +524,8 @@ int main(void)
 #ifndef EKV_NO_INDEX
     tcase_add_test(tc, freemap_range_equals_block_by_block);
     tcase_add_test(tc, entry_arena_is_accounted_and_given_back);
-    tcase_add_test(tc, entry_arena_refused_falls_back_to_one_entry_each);
+    tcase_add_test(tc, scan_entries_become_the_arena_with_no_entry_allocated_alone);
+    tcase_add_test(tc, arena_of_a_front_filled_device_stays_near_its_entries);
 #endif
     suite_add_tcase(su, tc);
     SRunner *sr = srunner_create(su);

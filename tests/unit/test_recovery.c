@@ -299,6 +299,39 @@ START_TEST(complete_newest_record_is_kept_and_older_erased)
 }
 END_TEST
 
+/* The older record is the one of several blocks and lies first: it is
+ * taken, then loses to the newer one found after it, and every block of
+ * its chain (not only its descriptor) is erased. */
+START_TEST(older_chain_found_first_is_erased_whole)
+{
+    simdev *sd = formatted(BC, 0);
+    fill_pattern(gen2_value, GEN2_LEN, 22);
+    poke_desc(sd, 1, "k", 1, GEN2_LEN, FIRST, 3, 2, gen2_value);
+    poke_chunk(sd, 2, 1, 1, C1, 3, gen2_value + FIRST);
+    poke_chunk(sd, 3, 1, 2, C2, EKV_BLOCK_NONE, gen2_value + FIRST + C1);
+    poke_desc(sd, 8, "k", 2, 4, 4, 1, EKV_BLOCK_NONE, "gen2");
+    ekv_store *s = open_one(sd, 0);
+    assert_value(s, "k", 1, "gen2", 4);
+    for (uint32_t b = 1; b <= 3; b++)
+        ck_assert(block_is_filled(sd, b, 0x00));
+    ck_assert(!block_is_filled(sd, 8, 0x00));
+    ekv_replica_report r;
+    ekv_replica_report_get(s, 0, &r);
+    ck_assert_uint_eq(r.complete_records, 2);
+    ck_assert_uint_eq(r.stale_records, 1);
+    ck_assert_uint_eq(r.erased_blocks, 3);
+    ck_assert_uint_eq(r.keys, 1);
+    ekv_close(s);
+    /* Recovered again: nothing left to erase, the same value. */
+    s = open_one(sd, 0);
+    assert_value(s, "k", 1, "gen2", 4);
+    ekv_replica_report_get(s, 0, &r);
+    ck_assert_uint_eq(r.erased_blocks, 0);
+    ekv_close(s);
+    sim_free(sd);
+}
+END_TEST
+
 START_TEST(incomplete_record_is_erased_by_writable_recovery)
 {
     const breaker *b = &breakers[_i];
@@ -874,6 +907,7 @@ static Suite *make(void)
     Suite *s = suite_create("recovery");
     TCase *tc = tcase_create("records");
     tcase_add_test(tc, complete_newest_record_is_kept_and_older_erased);
+    tcase_add_test(tc, older_chain_found_first_is_erased_whole);
     tcase_add_loop_test(tc, incomplete_record_is_erased_by_writable_recovery,
                         0, NBREAKERS);
     tcase_add_loop_test(tc,
