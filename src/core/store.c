@@ -711,7 +711,8 @@ int ekv_open(ekv_store **out, ekv_device *const devs[], unsigned n,
             hdr_size = devs[r]->block_size;
     }
 
-    ekv_store *s = mem_alloc(a, store_size(n));
+    /* No allocator at all (EKV_NO_MALLOC and none given): no memory. */
+    ekv_store *s = a ? mem_alloc(a, store_size(n)) : NULL;
     if (!s)
         return EKV_ENOMEM;
     memset(s, 0, store_size(n));
