@@ -101,6 +101,8 @@ static int add_desc(ekv_store *s, scan_tmp *t, uint32_t b, unsigned r,
         t->ents = n;
         t->ents_cap = (size_t)want;
     }
+    if (!t->ents) /* need > 0 grew it above; never true */
+        return EKV_ENOMEM;
     ekv_entry *e = (ekv_entry *)(void *)(t->ents + t->ents_len);
     t->ents_len += need;
     t->nents++;
@@ -321,16 +323,18 @@ int mode_recover(ekv_store *s, unsigned r)
      * lower block). A winner's blocks are marked kept as it wins and
      * unmarked when it loses. */
     uint8_t *base = adopt ? s->index.arena : t.ents;
+    if (!base)
+        t.nents = 0; /* no descriptor was scanned into an entry */
     ekv_entry *e = (ekv_entry *)(void *)base;
     ekv_entry *ahead = e;
     /* The table is far larger than a cache: ask for the slot of a key a
      * few entries ahead while this one is looked up. */
-    for (uint32_t i = 0; i < 8 && i < t.nents; i++) {
+    for (uint32_t i = 0; ahead && i < 8 && i < t.nents; i++) {
         index_prefetch(&s->index, ahead->hash);
         ahead = next_ent(s, ahead);
     }
     for (uint32_t i = 0; i < t.nents; i++, e = next_ent(s, e)) {
-        if (i + 8 < t.nents) {
+        if (ahead && i + 8 < t.nents) {
             index_prefetch(&s->index, ahead->hash);
             ahead = next_ent(s, ahead);
         }
