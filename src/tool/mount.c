@@ -1,7 +1,7 @@
 /*
  * mount.c - `embedkvfs mount [-f] [-d] [-o OPTIONS] IMAGE... MOUNTPOINT`:
  * serve the store held by one or more replica images as a directory with
- * one regular file per key, through FUSE (libfuse3, high-level API).
+ * one regular file per key, through FUSE (libfuse3, low-level API).
  *
  * Everything that can go wrong with the images or the mount point is
  * found before the daemon detaches: the images are opened (locked,
@@ -130,7 +130,8 @@ struct mount_opts {
     unsigned uid, gid, umask;
     int set_uid, set_gid, set_umask;
     char *umask_str; /* checked after parsing: octal 0..0777 */
-    int user_timeouts, has_fsname, has_subtype, shared;
+    int has_fsname, has_subtype, shared;
+    double timeout[3]; /* entry, attr, negative; < 0: not given */
     char *paths[EKV_MAX_REPLICAS + 1]; /* images, then the mount point */
     unsigned npaths;
     int too_many;
@@ -145,7 +146,9 @@ enum {
     KEY_VERSION,
     KEY_RO,
     KEY_RW,
-    KEY_TIMEOUT,
+    KEY_ENTRY_TIMEOUT,
+    KEY_ATTR_TIMEOUT,
+    KEY_NEGATIVE_TIMEOUT,
     KEY_FSNAME,
     KEY_SUBTYPE,
     KEY_SHARED,
@@ -169,12 +172,12 @@ static const struct fuse_opt mount_opt_spec[] = {
     MOPT("noheal", noheal, 1),
     MOPT("xattr", xattr, 1),
     MOPT("nocache", nocache, 1),
-    /* Seen here and passed on. */
     FUSE_OPT_KEY("ro", KEY_RO),
     FUSE_OPT_KEY("rw", KEY_RW),
-    FUSE_OPT_KEY("entry_timeout=", KEY_TIMEOUT),
-    FUSE_OPT_KEY("attr_timeout=", KEY_TIMEOUT),
-    FUSE_OPT_KEY("negative_timeout=", KEY_TIMEOUT),
+    FUSE_OPT_KEY("entry_timeout=", KEY_ENTRY_TIMEOUT),
+    FUSE_OPT_KEY("attr_timeout=", KEY_ATTR_TIMEOUT),
+    FUSE_OPT_KEY("negative_timeout=", KEY_NEGATIVE_TIMEOUT),
+    /* Seen here and passed on. */
     FUSE_OPT_KEY("fsname=", KEY_FSNAME),
     FUSE_OPT_KEY("subtype=", KEY_SUBTYPE),
     FUSE_OPT_KEY("offset=", KEY_OFFSET),
@@ -227,9 +230,24 @@ static int mount_opt_proc(void *data, const char *arg, int key,
     case KEY_RW:
         o->ro = 0;
         return 1;
-    case KEY_TIMEOUT:
-        o->user_timeouts = 1;
-        return 1;
+    case KEY_ENTRY_TIMEOUT:
+    case KEY_ATTR_TIMEOUT:
+    case KEY_NEGATIVE_TIMEOUT: {
+        /* Seconds, fractions allowed: the one option format that is not
+         * an integer, so not numparse's. */
+        const char *v = strchr(arg, '=') + 1;
+        char *end;
+        errno = 0;
+        double t = strtod(v, &end);
+        if (errno || end == v || *end || !(t >= 0 && t <= 1e9)) {
+            fprintf(stderr, "%s mount: -o %s: not a number of seconds\n",
+                    PROG, arg);
+            o->bad_window = 1;
+        } else {
+            o->timeout[key - KEY_ENTRY_TIMEOUT] = t;
+        }
+        return 0;
+    }
     case KEY_FSNAME:
         o->has_fsname = 1;
         return 1;
@@ -364,6 +382,24 @@ static int add_options(struct fuse_args *args, const struct mount_opts *o,
     return 0;
 }
 
+/*
+ * How long the kernel may keep what it learnt. The daemon is the only
+ * writer of its images and every change passes through the kernel, which
+ * updates its own caches, so names and attributes are kept for long.
+ * -o nocache makes every timeout 0; timeouts given stay as given.
+ */
+static void set_timeouts(const struct mount_opts *o)
+{
+    double def = o->nocache ? 0.0 : 30.0;
+    fs.entry_timeout = o->timeout[0] >= 0 ? o->timeout[0] : def;
+    fs.attr_timeout = o->timeout[1] >= 0 ? o->timeout[1] : def;
+    fs.negative_timeout = o->timeout[2] >= 0 ? o->timeout[2] : def;
+    /* Single-threaded, invalidate() cannot run (see mount_ops.c): keep
+     * the staleness it would have prevented short. */
+    if (o->singlethread && !o->nocache && o->timeout[1] < 0)
+        fs.attr_timeout = 1.0;
+}
+
 static void warn_degraded(void)
 {
     unsigned active = 0;
@@ -385,10 +421,11 @@ int cmd_mount(int argc, char **argv)
     struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
     struct mount_opts o;
     char mnt[PATH_MAX];
-    struct fuse *f = NULL;
+    struct fuse_session *se = NULL;
     int rc = EXIT_ERR;
 
     memset(&o, 0, sizeof(o));
+    o.timeout[0] = o.timeout[1] = o.timeout[2] = -1;
     if (fuse_opt_parse(&args, &o, mount_opt_spec, mount_opt_proc) != 0) {
         /* libfuse said which option, on one line. */
         fuse_opt_free_args(&args);
@@ -420,7 +457,7 @@ int cmd_mount(int argc, char **argv)
         usage(stdout);
         printf("\nFUSE options:\n");
         fflush(stdout);
-        fuse_lib_help(&args);
+        fuse_lowlevel_help();
         fuse_opt_free_args(&args);
         return EXIT_OK;
     }
@@ -450,8 +487,8 @@ int cmd_mount(int argc, char **argv)
     }
 
     /* libfuse checks the FUSE options before any image is touched. */
-    f = fuse_new(&args, &ekvfs_ops, sizeof(ekvfs_ops), NULL);
-    if (!f) {
+    se = fuse_session_new(&args, &ekvfs_ops, sizeof(ekvfs_ops), NULL);
+    if (!se) {
         rc = EXIT_USAGE;
         goto out_args;
     }
@@ -481,37 +518,44 @@ int cmd_mount(int argc, char **argv)
     fs.umask = o.set_umask ? (mode_t)(o.umask & 0777) : 0;
     fs.foreground = o.foreground;
     fs.multithreaded = !o.singlethread;
-    fs.user_timeouts = o.user_timeouts;
     fs.xattr = o.xattr;
     fs.cache = !o.nocache;
+    set_timeouts(&o);
     clock_gettime(CLOCK_REALTIME, &fs.mount_time);
     fs.root_mtime = fs.root_ctime = fs.mount_time;
 
-    if (fuse_mount(f, mnt) != 0)
+    if (fuse_session_mount(se, mnt) != 0)
         goto out_images; /* libfuse said why, on one line */
     if (fuse_daemonize(o.foreground) != 0) {
-        fuse_unmount(f);
+        fuse_session_unmount(se);
         goto out_images;
     }
     if (!o.foreground)
         openlog(PROG, LOG_PID, LOG_DAEMON);
     /* SIGTERM, SIGINT and SIGHUP end the loop (sig_waiter above). */
     sig_waiter sw;
-    if (sig_waiter_start(&sw, fuse_get_session(f)) != 0) {
+    if (sig_waiter_start(&sw, se) != 0) {
         mount_log("cannot set up signal handling: %s", strerror(errno));
-        fuse_unmount(f);
+        fuse_session_unmount(se);
         goto out_images;
     }
-    err = o.singlethread ? fuse_loop(f) : fuse_loop_mt(f, 0);
+    fs.se = se;
+    if (o.singlethread) {
+        err = fuse_session_loop(se);
+    } else {
+        struct fuse_loop_config cfg = {.clone_fd = 0, .max_idle_threads = 10};
+        err = fuse_session_loop_mt(se, &cfg);
+    }
     sig_waiter_stop(&sw);
-    fuse_unmount(f);
+    fuse_session_unmount(se);
     rc = err < 0 ? EXIT_ERR : EXIT_OK;
 
 out_images:
-    /* fuse_destroy runs our destroy callback, which stores what open
-     * files still held; only then may the store close. */
-    fuse_destroy(f);
-    f = NULL;
+    /* fuse_session_destroy runs our destroy callback, which names what
+     * open files still held unstored; only then may the store close. */
+    fs.se = NULL;
+    fuse_session_destroy(se);
+    se = NULL;
     mount_teardown();
     err = devsync_now();
     if (err) {
@@ -521,8 +565,8 @@ out_images:
     images_close(&fs.im);
     fs.store = NULL;
 out_fuse:
-    if (f)
-        fuse_destroy(f);
+    if (se)
+        fuse_session_destroy(se);
 out_args:
     fuse_opt_free_args(&args);
     return rc;

@@ -2,20 +2,21 @@
  * mount.h - what the pieces of the embedkvfs FUSE daemon share.
  *
  * mount.c parses the command line, opens the images and runs the FUSE
- * loop. The kernel's requests are answered by mount_ops.c (shared
- * helpers, names, life cycle), mount_files.c (open files and their
- * content), mount_attr.c (attributes, statfs, xattrs) and mount_dir.c
- * (the directory: listing, unlink, rename). mount_nodes.c keeps the
- * per-key state that lives only in memory; mount_sync.c decides which
- * device flushes wait. Everything below is guarded by
- * the one mutex in struct ekvfs: the store is not thread-safe and FUSE
- * calls us from several threads.
+ * loop (libfuse's low-level interface: the daemon numbers the files
+ * itself, see struct node). The kernel's requests are answered by
+ * mount_ops.c (shared helpers, names, life cycle), mount_files.c (open
+ * files and their content), mount_attr.c (attributes, statfs, xattrs) and
+ * mount_dir.c (lookups and the directory: listing, unlink, rename).
+ * mount_nodes.c keeps the per-file state that lives only in memory;
+ * mount_sync.c decides which device flushes wait. Everything below is
+ * guarded by the one mutex in struct ekvfs: the store is not thread-safe
+ * and FUSE calls us from several threads.
  */
 #ifndef EKVFS_MOUNT_H
 #define EKVFS_MOUNT_H
 
-#define FUSE_USE_VERSION 31
-#include <fuse.h>
+#define FUSE_USE_VERSION 35
+#include <fuse_lowlevel.h>
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -31,11 +32,21 @@
 struct handle;
 
 /*
- * In-memory state of one key, like an inode: kept while the key is open,
- * and for a key this mount has given times or a mode. A node is in the
- * table under its key; unlink or a rename over it takes it out
- * ("unlinked") and it lives on until its last handle is released (and,
- * while libfuse knows it under a hidden name, until libfuse drops that).
+ * In-memory state of one file the kernel knows, like an inode; its
+ * address is the file's FUSE node id. A node is in the table under its
+ * key while it is that key's current file. It lives while the kernel
+ * holds lookups of it (nlookup) or it is open, and for a key this mount
+ * has given times or a mode.
+ *
+ * It leaves the table three ways, and then serves only what the kernel
+ * still holds of it:
+ * - unlinked: its key was deleted or replaced by a rename; its open
+ *   handles keep working, their closes store nothing;
+ * - retired: a writer or truncate came for the key while readers had
+ *   the file open through the page cache (see mount_files.c). Those
+ *   readers keep this node, its pages and its size; the change is
+ *   refused with ESTALE, the kernel looks the name up again and gets
+ *   the key's new node, on which the change is made.
  *
  * Every writable open of a key shares the node's one content (buf, len):
  * a write through one is seen by the others, O_APPEND appends at its end,
@@ -45,14 +56,26 @@ struct node {
     uint8_t *key;
     size_t klen;
     uint64_t hash;
-    struct node *next;        /* hash chain, or the list of hidden nodes */
-    struct handle *handles;   /* open on this key */
+    struct node *next;        /* hash chain */
+    struct node *anext, *aprev; /* on the list of every node */
+    uint64_t generation;      /* with the node id, unique for the mount */
+    uint64_t nlookup;         /* lookups the kernel has not forgotten */
+    struct handle *handles;   /* open on this node */
     unsigned nopen, nwriters;
+    unsigned ncached;         /* read-only opens using the page cache */
+    bool in_table;
     bool has_times;           /* else the key shows the mount time */
     bool has_mode;            /* chmod: mode holds the permission bits */
-    bool unlinked;            /* out of the table: its flushes are dropped */
-    char *hidden;             /* libfuse's hidden name of an unlinked open
-                                 node (see mount_dir.c), or NULL */
+    bool unlinked;            /* see above: its flushes are dropped */
+    bool retired;             /* see above */
+    bool no_cache;            /* readers bypass the page cache: a retired
+                                 node's successor (a writer is coming) */
+    bool pages_ok;            /* the kernel's pages of this file can hold
+                                 nothing but the stored value */
+    bool pages_suspect;       /* a write raced a push of the pages: not
+                                 pages_ok when the writers are gone */
+    uint64_t changes;         /* writes and truncates of the content */
+    uint64_t frozen_size;     /* retired: the size its readers see */
     mode_t mode;
     /* The shared content of the writable opens. */
     uint8_t *buf;
@@ -75,6 +98,7 @@ struct handle {
     uint8_t *snap;                /* read-only: the value at open */
     size_t snap_len;
     bool writable, append;
+    bool cached;                  /* read-only through the page cache */
     bool wrote;                   /* changed the content since it was
                                      last stored: its close stores it */
 };
@@ -84,28 +108,35 @@ struct ekvfs {
     pthread_mutex_t lock;
     images im;
     ekv_store *store;
+    struct fuse_session *se;
     uint32_t block_size, block_count, max_key;
     bool rdonly;
     bool multithreaded;           /* see invalidate() in mount_ops.c */
     bool foreground;              /* log to stderr, not syslog */
-    bool user_timeouts;           /* -o *_timeout= given: keep them */
     bool xattr;                   /* -o xattr: read-only user.embedkv.* */
     bool cache;                   /* kernel caching (off with -o nocache) */
+    double entry_timeout, attr_timeout, negative_timeout;
     uid_t uid;
     gid_t gid;
     mode_t umask;
     struct timespec mount_time;
     struct timespec root_mtime, root_ctime;
+    uint64_t dir_version;         /* bumped by every change of the names */
+    uint64_t dir_listed;          /* dir_version of the last listing */
+    uint64_t generations;         /* node generations handed out */
+    struct node *nodes;           /* every node (anext, aprev) */
     struct node **tab;            /* node table, chained */
     size_t tab_cap, tab_count;
     struct handle all;            /* list head of every open handle */
-    struct node *hidden;          /* unlinked open nodes libfuse names */
     bool root_has_mode;
     mode_t root_mode;
 };
 
 extern struct ekvfs fs;
-extern const struct fuse_operations ekvfs_ops;
+extern const struct fuse_lowlevel_ops ekvfs_ops;
+
+#define NODE(ino) ((struct node *)(uintptr_t)(ino))
+#define NODE_ID(n) ((fuse_ino_t)(uintptr_t)(n))
 
 /* mount_nodes.c: the node table. All need fs.lock held. */
 struct node *node_find(const uint8_t *key, size_t klen);
@@ -114,6 +145,10 @@ struct node *node_get(const uint8_t *key, size_t klen);
 /* Take a node out of the table (its key was deleted or replaced); it is
  * freed now if nothing holds it. */
 void node_unlink(struct node *n);
+/* Take a node out of the table for a new node of its key, which inherits
+ * its times and mode and bypasses the page cache (see struct node).
+ * -ENOMEM leaves everything as it was. */
+int node_retire(struct node *n, uint64_t size);
 /* Move a node to another key (rename); takes ownership of key, a malloc'd
  * copy, so that it cannot fail after the store was changed. */
 void node_rekey(struct node *n, uint8_t *key, size_t klen);
@@ -121,6 +156,8 @@ void node_rekey(struct node *n, uint8_t *key, size_t klen);
 uint8_t *key_dup(const uint8_t *key, size_t klen);
 /* Free the node if nothing needs it any more. */
 void node_maybe_free(struct node *n);
+/* The kernel forgot count lookups of n. */
+void node_forget(struct node *n, uint64_t count);
 void nodes_free_all(void);
 
 /* mount_sync.c: deferred device flushes (see there). */
@@ -146,7 +183,6 @@ int to_errno(int ekv_err);
 /* The mode of a file (its chmod, or the mount's) and of the root. */
 mode_t node_mode(const struct node *n);
 mode_t root_mode(void);
-bool is_root(const char *path);
 /* Blocks one replica spends on a record (what du should see). */
 uint64_t value_blocks(size_t klen, uint64_t size);
 /* The largest value a key of klen bytes could have in an empty store. */
@@ -159,8 +195,8 @@ int put_value(const uint8_t *key, size_t klen, const uint8_t *val,
 int load_value(const uint8_t *key, size_t klen, size_t hint, uint8_t **buf,
                size_t *len);
 
-/* A key decoded from a path: short keys inline, long ones (found through a
- * shortened name) on the heap. */
+/* A key decoded from a file name: short keys inline, long ones (found
+ * through a shortened name) on the heap. */
 typedef struct keybuf {
     uint8_t *p;
     size_t len;
@@ -168,31 +204,44 @@ typedef struct keybuf {
 } keybuf;
 void kb_free(keybuf *kb);
 enum purpose { LOOKUP, CREATE };
-/* The key a path names (see mount_ops.c). */
-int resolve(const char *path, keybuf *kb, enum purpose why);
+/* The key a name in the root names (see mount_ops.c). */
+int resolve(fuse_ino_t parent, const char *name, keybuf *kb,
+            enum purpose why);
 /* resolve() for a key that must exist, with its index entry. */
-int find_key(const char *path, keybuf *kb, ekv_key_info *info);
-/* "/" + the file name of n, or "" for an unlinked node. out needs
- * NAME_MAX_BYTES + 2 bytes. */
-void node_path(const struct node *n, char *out);
-/* Drop the kernel's cached attributes and pages of path; call unlocked. */
-void invalidate(const char *path);
+int find_key(fuse_ino_t parent, const char *name, keybuf *kb,
+             ekv_key_info *info);
+/* Drop the kernel's cached attributes and pages of file ino, whose stored
+ * value may differ from what the kernel saw; call unlocked. */
+void invalidate(fuse_ino_t ino);
 /* The root's entries changed. */
 void root_changed(void);
 /* This mount changed n's value: it now shows its own times. */
 void node_changed(struct node *n);
+/* Reply to a lookup, create or mknod with n's entry (one more lookup of
+ * it), or with err. Call with the lock held; it is released. */
+void reply_entry_unlock(fuse_req_t req, struct node *n,
+                        struct fuse_file_info *fi, int err);
 
 /* ---- mount_files.c: open files. ---- */
-int ekvfs_open(const char *path, struct fuse_file_info *fi);
-int ekvfs_create(const char *path, mode_t mode, struct fuse_file_info *fi);
-int ekvfs_read(const char *path, char *buf, size_t size, off_t off,
-               struct fuse_file_info *fi);
-int ekvfs_write(const char *path, const char *data, size_t size, off_t off,
+void ekvfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void ekvfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+                  mode_t mode, struct fuse_file_info *fi);
+void ekvfs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+                 mode_t mode, dev_t rdev);
+void ekvfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                 struct fuse_file_info *fi);
-int ekvfs_flush(const char *path, struct fuse_file_info *fi);
-int ekvfs_fsync(const char *path, int datasync, struct fuse_file_info *fi);
-int ekvfs_release(const char *path, struct fuse_file_info *fi);
-int ekvfs_truncate(const char *path, off_t size, struct fuse_file_info *fi);
+void ekvfs_write(fuse_req_t req, fuse_ino_t ino, const char *data,
+                 size_t size, off_t off, struct fuse_file_info *fi);
+void ekvfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void ekvfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+                 struct fuse_file_info *fi);
+void ekvfs_release(fuse_req_t req, fuse_ino_t ino,
+                   struct fuse_file_info *fi);
+/* Free the handle of an open or create whose reply the kernel never got
+ * (nobody will close it); call unlocked. */
+void files_abandon(struct fuse_file_info *fi);
+/* truncate(2) or ftruncate(2) (fi) of n to size; needs the lock. */
+int files_truncate(struct node *n, struct fuse_file_info *fi, off_t size);
 /* The size a stat of n shows: its shared content's while loaded. *size
  * holds the stored size (or the opener's) on entry. */
 void node_size(const struct node *n, uint64_t *size);
@@ -200,36 +249,46 @@ void node_size(const struct node *n, uint64_t *size);
 void files_report_unstored(void);
 
 /* ---- mount_attr.c: attributes. ---- */
-int ekvfs_getattr(const char *path, struct stat *st,
-                  struct fuse_file_info *fi);
-int ekvfs_chmod(const char *path, mode_t mode, struct fuse_file_info *fi);
-int ekvfs_chown(const char *path, uid_t uid, gid_t gid,
-                struct fuse_file_info *fi);
-int ekvfs_utimens(const char *path, const struct timespec tv[2],
-                  struct fuse_file_info *fi);
-int ekvfs_statfs(const char *path, struct statvfs *sv);
-int ekvfs_getxattr(const char *path, const char *name, char *value,
-                   size_t size);
-int ekvfs_listxattr(const char *path, char *list, size_t size);
-int ekvfs_setxattr(const char *path, const char *name, const char *value,
-                   size_t size, int flags);
-int ekvfs_removexattr(const char *path, const char *name);
-/* Fill st for a node (NULL: a key this mount never touched). */
-void fill_stat(struct stat *st, const struct node *n, size_t klen,
-               uint64_t size);
+void ekvfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void ekvfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+                   int to_set, struct fuse_file_info *fi);
+void ekvfs_statfs(fuse_req_t req, fuse_ino_t ino);
+void ekvfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+                    size_t size);
+void ekvfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
+void ekvfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+                    const char *value, size_t size, int flags);
+void ekvfs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
+/* Fill st for a file (n NULL: a key this mount never touched). */
+void fill_stat(struct stat *st, const struct node *n, const uint8_t *key,
+               size_t klen, uint64_t size);
+/* Fill st for node n (its stored or open size); needs the lock. */
+int fill_node(struct stat *st, const struct node *n);
+void fill_root(struct stat *st);
 
-/* ---- mount_dir.c: the directory. ---- */
-int ekvfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
-                  off_t off, struct fuse_file_info *fi,
-                  enum fuse_readdir_flags flags);
-int ekvfs_unlink(const char *path);
-int ekvfs_rename(const char *from, const char *to, unsigned int flags);
-int ekvfs_mkdir(const char *path, mode_t mode);
-int ekvfs_mknod(const char *path, mode_t mode, dev_t rdev);
-int ekvfs_symlink(const char *target, const char *path);
-int ekvfs_link(const char *from, const char *to);
-/* The unlinked open node libfuse knows as path, or NULL. */
-struct node *hidden_find(const char *path);
+/* ---- mount_dir.c: lookups and the directory. ---- */
+void ekvfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
+void ekvfs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup);
+void ekvfs_forget_multi(fuse_req_t req, size_t count,
+                        struct fuse_forget_data *forgets);
+void ekvfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void ekvfs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                   struct fuse_file_info *fi);
+void ekvfs_releasedir(fuse_req_t req, fuse_ino_t ino,
+                      struct fuse_file_info *fi);
+void ekvfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name);
+void ekvfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
+void ekvfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+                  fuse_ino_t newparent, const char *newname,
+                  unsigned int flags);
+void ekvfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+                 mode_t mode);
+void ekvfs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+                   const char *name);
+void ekvfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+                const char *newname);
+/* The file number a listing and a stat show for a key. */
+uint64_t key_ino(const uint8_t *key, size_t klen);
 
 /* After the FUSE loop ended, free every open handle and node. */
 void mount_teardown(void);

@@ -15,7 +15,6 @@
 
 #include "mount.h"
 
-#define H(fi) ((struct handle *)(uintptr_t)(fi)->fh)
 #define PREFERRED_IO (1u << 20)
 
 static void fill_times(struct stat *st, const struct node *n)
@@ -29,10 +28,11 @@ static void fill_times(struct stat *st, const struct node *n)
     }
 }
 
-void fill_stat(struct stat *st, const struct node *n, size_t klen,
-               uint64_t size)
+void fill_stat(struct stat *st, const struct node *n, const uint8_t *key,
+               size_t klen, uint64_t size)
 {
     memset(st, 0, sizeof(*st));
+    st->st_ino = (ino_t)key_ino(key, klen);
     st->st_mode = node_mode(n);
     st->st_nlink = n && n->unlinked ? 0 : 1;
     st->st_uid = fs.uid;
@@ -47,9 +47,10 @@ void fill_stat(struct stat *st, const struct node *n, size_t klen,
     fill_times(st, n);
 }
 
-static void fill_root(struct stat *st)
+void fill_root(struct stat *st)
 {
     memset(st, 0, sizeof(*st));
+    st->st_ino = FUSE_ROOT_ID;
     st->st_mode = root_mode();
     st->st_nlink = 2;
     st->st_uid = fs.uid;
@@ -73,188 +74,160 @@ static uint64_t unlinked_size(const struct node *n)
     return size;
 }
 
-static void fill_node(struct stat *st, const struct node *n)
+/* A retired node shows its readers' value, with the mode and times of the
+ * key's current node (one set per key). */
+int fill_node(struct stat *st, const struct node *n)
 {
-    uint64_t size;
+    uint64_t size = 0;
     ekv_key_info info;
-    if (n->unlinked)
+    const struct node *meta = n;
+    if (n->unlinked) {
         size = unlinked_size(n);
-    else if (ekv_stat_key(fs.store, n->key, n->klen, &info) == 0)
+    } else if (n->retired) {
+        size = n->frozen_size;
+        const struct node *cur = node_find(n->key, n->klen);
+        if (cur)
+            meta = cur;
+    } else if (ekv_stat_key(fs.store, n->key, n->klen, &info) == 0) {
         size = info.value_size;
-    else
-        size = 0;
-    node_size(n, &size);
-    fill_stat(st, n, n->klen, size);
-}
-
-int ekvfs_getattr(const char *path, struct stat *st,
-                  struct fuse_file_info *fi)
-{
-    ekvfs_lock();
-    if (fi) {
-        fill_node(st, H(fi)->node);
-        ekvfs_unlock();
-        return 0;
     }
-    if (is_root(path)) {
-        fill_root(st);
-        ekvfs_unlock();
-        return 0;
-    }
-    struct node *hn = hidden_find(path);
-    if (hn) {
-        fill_node(st, hn);
-        ekvfs_unlock();
-        return 0;
-    }
-    keybuf kb;
-    ekv_key_info info;
-    int err = find_key(path, &kb, &info);
-    if (!err) {
-        const struct node *n = node_find(kb.p, kb.len);
-        uint64_t size = info.value_size;
+    if (!n->retired)
         node_size(n, &size);
-        fill_stat(st, n, kb.len, size);
-    }
-    ekvfs_unlock();
-    kb_free(&kb);
-    return err;
-}
-
-/* The node of an existing file for a change of its attributes (created
- * if need be), or NULL with *root set for the root. Needs the lock. */
-static int attr_node(const char *path, struct fuse_file_info *fi,
-                     struct node **out, bool *root)
-{
-    *root = false;
-    *out = NULL;
-    if (fi) {
-        *out = H(fi)->node;
-        return 0;
-    }
-    if (is_root(path)) {
-        *root = true;
-        return 0;
-    }
-    if ((*out = hidden_find(path)))
-        return 0;
-    keybuf kb;
-    ekv_key_info info;
-    int err = find_key(path, &kb, &info);
-    if (!err && !(*out = node_get(kb.p, kb.len)))
-        err = -ENOMEM;
-    kb_free(&kb);
-    return err;
-}
-
-/* Any mode is accepted and shown until the unmount (see above). */
-int ekvfs_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
-{
-    if (fs.rdonly)
-        return -EROFS;
-    struct node *n;
-    bool root;
-    struct timespec t;
-    now_ts(&t);
-    ekvfs_lock();
-    int err = attr_node(path, fi, &n, &root);
-    if (!err && root) {
-        fs.root_mode = mode & 07777;
-        fs.root_has_mode = true;
-        fs.root_ctime = t;
-    } else if (!err) {
-        if (!n->has_times) {
-            n->atime = n->mtime = fs.mount_time;
-            n->has_times = true;
-        }
-        n->mode = mode & 07777;
-        n->has_mode = true;
-        n->ctime = t;
-    }
-    ekvfs_unlock();
-    return err;
-}
-
-/* Owners are the mount's: a change to what they already are is accepted
- * (cp -p, rsync -a do that), anything else is not possible. */
-int ekvfs_chown(const char *path, uid_t uid, gid_t gid,
-                struct fuse_file_info *fi)
-{
-    if (fs.rdonly)
-        return -EROFS;
-    struct node *n;
-    bool root;
-    ekvfs_lock();
-    int err = attr_node(path, fi, &n, &root);
-    if (n)
-        node_maybe_free(n);
-    ekvfs_unlock();
-    if (err)
-        return err;
-    if ((uid != (uid_t)-1 && uid != fs.uid) ||
-        (gid != (gid_t)-1 && gid != fs.gid))
-        return -EPERM;
+    fill_stat(st, meta, n->key, n->klen, size);
+    if (n->unlinked)
+        st->st_nlink = 0;
     return 0;
 }
 
-static void set_time(struct timespec *field, const struct timespec *tv,
+static void reply_attr(fuse_req_t req, const struct stat *st, int err)
+{
+    if (err)
+        fuse_reply_err(req, -err);
+    else
+        fuse_reply_attr(req, st, fs.attr_timeout);
+}
+
+void ekvfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    (void)fi;
+    struct stat st;
+    ekvfs_lock();
+    if (ino == FUSE_ROOT_ID)
+        fill_root(&st);
+    else
+        (void)fill_node(&st, NODE(ino));
+    ekvfs_unlock();
+    reply_attr(req, &st, 0);
+}
+
+static void set_time(struct timespec *field, const struct stat *attr,
+                     int to_set, int bit, int now_bit, bool atime,
                      const struct timespec *t)
 {
-    if (tv->tv_nsec == UTIME_OMIT)
-        return;
-    *field = tv->tv_nsec == UTIME_NOW ? *t : *tv;
+    if (to_set & now_bit)
+        *field = *t;
+    else if (to_set & bit)
+        *field = atime ? attr->st_atim : attr->st_mtim;
 }
 
-/* Times are kept in memory only, so that make and rsync -t work. */
-int ekvfs_utimens(const char *path, const struct timespec tv[2],
-                  struct fuse_file_info *fi)
+/*
+ * chmod, chown, truncate and utimensat. Modes and times are kept in
+ * memory only (see the top): any mode is accepted and shown until the
+ * unmount, so that make, cp -p and rsync -t work. Owners are the
+ * mount's: a change to what they already are is accepted (cp -p, rsync
+ * -a do that), anything else is not possible.
+ */
+void ekvfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+                   int to_set, struct fuse_file_info *fi)
 {
-    if (fs.rdonly)
-        return -EROFS;
+    struct stat st;
+    if (fs.rdonly) {
+        fuse_reply_err(req, EROFS);
+        return;
+    }
+    if (((to_set & FUSE_SET_ATTR_UID) && attr->st_uid != fs.uid) ||
+        ((to_set & FUSE_SET_ATTR_GID) && attr->st_gid != fs.gid)) {
+        fuse_reply_err(req, EPERM);
+        return;
+    }
+    bool times = to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
+                           FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW);
+    bool mode = to_set & FUSE_SET_ATTR_MODE;
     struct timespec t;
     now_ts(&t);
-    struct node *n;
-    bool root;
+    int err = 0;
     ekvfs_lock();
-    int err = attr_node(path, fi, &n, &root);
-    if (!err && root) {
-        set_time(&fs.root_mtime, &tv[1], &t);
-        fs.root_ctime = t;
-    } else if (!err) {
-        if (!n->has_times) {
-            n->atime = n->mtime = fs.mount_time;
-            n->has_times = true;
+    if (ino == FUSE_ROOT_ID) {
+        if (to_set & FUSE_SET_ATTR_SIZE)
+            err = -EISDIR;
+        if (!err && mode) {
+            fs.root_mode = attr->st_mode & 07777;
+            fs.root_has_mode = true;
         }
-        set_time(&n->atime, &tv[0], &t);
-        set_time(&n->mtime, &tv[1], &t);
-        n->ctime = t;
+        if (!err && times)
+            set_time(&fs.root_mtime, attr, to_set, FUSE_SET_ATTR_MTIME,
+                     FUSE_SET_ATTR_MTIME_NOW, false, &t);
+        if (!err && (mode || times))
+            fs.root_ctime = t;
+        fill_root(&st);
+        ekvfs_unlock();
+        reply_attr(req, &st, err);
+        return;
     }
+    struct node *n = NODE(ino);
+    if (to_set & FUSE_SET_ATTR_SIZE)
+        err = files_truncate(n, fi, attr->st_size);
+    /* The key's current node keeps its mode and times. */
+    struct node *m = n;
+    if (n->retired && !(m = node_find(n->key, n->klen)))
+        m = n;
+    if (!err && (mode || times) && !m->has_times) {
+        m->atime = m->mtime = fs.mount_time;
+        m->has_times = true;
+    }
+    if (!err && mode) {
+        m->mode = attr->st_mode & 07777;
+        m->has_mode = true;
+    }
+    if (!err && times) {
+        set_time(&m->atime, attr, to_set, FUSE_SET_ATTR_ATIME,
+                 FUSE_SET_ATTR_ATIME_NOW, true, &t);
+        set_time(&m->mtime, attr, to_set, FUSE_SET_ATTR_MTIME,
+                 FUSE_SET_ATTR_MTIME_NOW, false, &t);
+    }
+    if (!err && (mode || times))
+        m->ctime = t;
+    if (!err)
+        (void)fill_node(&st, n);
     ekvfs_unlock();
-    return err;
+    reply_attr(req, &st, err);
 }
 
-int ekvfs_statfs(const char *path, struct statvfs *sv)
+void ekvfs_statfs(fuse_req_t req, fuse_ino_t ino)
 {
-    (void)path;
+    (void)ino;
     ekv_stats st;
+    struct statvfs sv;
     ekvfs_lock();
     int err = ekv_stats_get(fs.store, &st);
     ekvfs_unlock();
-    if (err)
-        return err;
-    memset(sv, 0, sizeof(*sv));
-    sv->f_bsize = sv->f_frsize = st.block_size;
-    sv->f_blocks = st.block_count - 1; /* block 0 is the header */
-    sv->f_bfree = sv->f_bavail = st.free_blocks;
+    if (err) {
+        fuse_reply_err(req, -err);
+        return;
+    }
+    memset(&sv, 0, sizeof(sv));
+    sv.f_bsize = sv.f_frsize = st.block_size;
+    sv.f_blocks = st.block_count - 1; /* block 0 is the header */
+    sv.f_bfree = sv.f_bavail = st.free_blocks;
     /* Every key needs at least one block: free blocks bound new keys. */
-    sv->f_files = (fsfilcnt_t)st.records + st.free_blocks;
-    sv->f_ffree = sv->f_favail = st.free_blocks;
+    sv.f_files = (fsfilcnt_t)st.records + st.free_blocks;
+    sv.f_ffree = sv.f_favail = st.free_blocks;
     /* Names up to this length always decode to a key that fits. */
-    sv->f_namemax = st.max_key_size < NAME_MAX_BYTES ? st.max_key_size
-                                                     : NAME_MAX_BYTES;
+    sv.f_namemax = st.max_key_size < NAME_MAX_BYTES ? st.max_key_size
+                                                    : NAME_MAX_BYTES;
     if (fs.rdonly)
-        sv->f_flag |= ST_RDONLY;
-    return 0;
+        sv.f_flag |= ST_RDONLY;
+    fuse_reply_statfs(req, &sv);
 }
 
 /* ---- extended attributes: read-only facts from the index ---------------- */
@@ -272,71 +245,74 @@ static void format_mask(uint32_t mask, char *out, size_t cap)
             o += (size_t)snprintf(out + o, cap - o, "%s%u", o ? "," : "", r);
 }
 
+/* An extended attribute's value, or its length when size is 0. */
+static void reply_xattr(fuse_req_t req, const char *value, size_t len,
+                        size_t size)
+{
+    if (size == 0)
+        fuse_reply_xattr(req, len);
+    else if (size < len)
+        fuse_reply_err(req, ERANGE);
+    else
+        fuse_reply_buf(req, value, len);
+}
+
 /*
  * Without -o xattr the answer is ENOSYS, after which the kernel never asks
  * again: otherwise it asks for security.capability before every write,
  * a round trip that costs more than the feature is worth by default.
  */
-int ekvfs_getxattr(const char *path, const char *name, char *value,
-                   size_t size)
+void ekvfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+                    size_t size)
 {
     char text[160];
-    keybuf kb;
     ekv_key_info info;
-    if (!fs.xattr)
-        return -ENOSYS;
-    if (strcmp(name, XATTR_GENERATION) != 0 &&
-        strcmp(name, XATTR_REPLICAS) != 0)
-        return -ENODATA;
-    if (is_root(path))
-        return -ENODATA;
+    if (!fs.xattr) {
+        fuse_reply_err(req, ENOSYS);
+        return;
+    }
+    if ((strcmp(name, XATTR_GENERATION) != 0 &&
+         strcmp(name, XATTR_REPLICAS) != 0) ||
+        ino == FUSE_ROOT_ID) {
+        fuse_reply_err(req, ENODATA);
+        return;
+    }
     ekvfs_lock();
-    int err = find_key(path, &kb, &info);
+    const struct node *n = NODE(ino);
+    int err = n->unlinked ? -ENOENT
+                          : ekv_stat_key(fs.store, n->key, n->klen, &info);
     ekvfs_unlock();
-    kb_free(&kb);
-    if (err)
-        return err;
+    if (err) {
+        fuse_reply_err(req, err == EKV_ENOENT ? ENODATA : -err);
+        return;
+    }
     if (strcmp(name, XATTR_GENERATION) == 0)
         snprintf(text, sizeof(text), "%u", info.generation);
     else
         format_mask(info.replicas, text, sizeof(text));
-    size_t len = strlen(text);
-    if (size == 0)
-        return (int)len;
-    if (size < len)
-        return -ERANGE;
-    memcpy(value, text, len);
-    return (int)len;
+    reply_xattr(req, text, strlen(text), size);
 }
 
-int ekvfs_listxattr(const char *path, char *list, size_t size)
+void ekvfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
     static const char names[] = XATTR_GENERATION "\0" XATTR_REPLICAS;
     if (!fs.xattr)
-        return -ENOSYS;
-    if (is_root(path))
-        return 0;
-    if (size == 0)
-        return (int)sizeof(names);
-    if (size < sizeof(names))
-        return -ERANGE;
-    memcpy(list, names, sizeof(names));
-    return (int)sizeof(names);
+        fuse_reply_err(req, ENOSYS);
+    else if (ino == FUSE_ROOT_ID)
+        reply_xattr(req, "", 0, size);
+    else
+        reply_xattr(req, names, sizeof(names), size);
 }
 
-int ekvfs_setxattr(const char *path, const char *name, const char *value,
-                   size_t size, int flags)
+void ekvfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+                    const char *value, size_t size, int flags)
 {
-    (void)path, (void)name, (void)value, (void)size, (void)flags;
-    if (!fs.xattr)
-        return -ENOSYS;
-    return fs.rdonly ? -EROFS : -ENOTSUP;
+    (void)ino, (void)name, (void)value, (void)size, (void)flags;
+    fuse_reply_err(req, !fs.xattr ? ENOSYS : fs.rdonly ? EROFS : ENOTSUP);
 }
 
-int ekvfs_removexattr(const char *path, const char *name)
+void ekvfs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
-    (void)path, (void)name;
-    if (!fs.xattr)
-        return -ENOSYS;
-    return fs.rdonly ? -EROFS : -ENOTSUP;
+    (void)ino, (void)name;
+    fuse_reply_err(req, !fs.xattr ? ENOSYS : fs.rdonly ? EROFS : ENOTSUP);
 }

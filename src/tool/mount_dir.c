@@ -1,16 +1,13 @@
 /*
- * mount_dir.c - the one directory: listing, unlink, rename, and the
- * refusal of what a flat store of regular files cannot hold.
+ * mount_dir.c - names: lookups, the one directory (its listing, unlink,
+ * rename), the kernel's forgetting of files, and the refusal of what a
+ * flat store of regular files cannot hold.
  *
- * Unlinked open files. The kernel sends fstat() without the file handle,
- * so libfuse must still know a path for an unlinked file that is open:
- * instead of unlinking it, libfuse renames it to ".fuse_hiddenXXXXXXXXYYYYYYYY"
- * (hard_remove off) and unlinks that name at the last close. Here such a
- * rename of an open file is the unlink: the key is deleted (durably, as by
- * unlink) and the node is kept on a short list under the hidden name,
- * which getattr answers and readdir never shows. The unlink of the hidden
- * name at the last close just forgets it. No key is ever stored under a
- * hidden name.
+ * A name's file is its key's current node (mount_nodes.c); a lookup
+ * creates it if need be and counts the lookup, FORGET gives the counts
+ * back. A key that does not exist is answered with a negative entry the
+ * kernel may keep (negative_timeout). An unlinked file stays a node while
+ * open or known to the kernel, so fstat(2) of it works; its key is gone.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -23,104 +20,191 @@
 #define RENAME_NOREPLACE (1 << 0)
 #endif
 
-/* ---- hidden names ------------------------------------------------------ */
-
-#define HIDDEN_PREFIX ".fuse_hidden"
-
-/* Whether path is "/.fuse_hidden" and 16 hex digits, libfuse's form. */
-static bool hidden_form(const char *path)
+uint64_t key_ino(const uint8_t *key, size_t klen)
 {
-    size_t pl = sizeof(HIDDEN_PREFIX) - 1;
-    if (path[0] != '/' || strncmp(path + 1, HIDDEN_PREFIX, pl) != 0)
-        return false;
-    const char *h = path + 1 + pl;
-    for (int i = 0; i < 16; i++)
-        if (!strchr("0123456789abcdef", h[i]) || !h[i])
-            return false;
-    return h[16] == 0;
+    /* Stable for the key across mounts and versions, never 0 or 1 (the
+     * root), so that listings and stat agree. */
+    uint64_t h = key_name_hash(key, klen) & 0x7fffffffffffffffull;
+    return h < 2 ? h + 2 : h;
 }
 
-struct node *hidden_find(const char *path)
+/* ---- lookups ------------------------------------------------------------- */
+
+void ekvfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-    if (!fs.hidden || !hidden_form(path))
-        return NULL;
-    for (struct node *n = fs.hidden; n; n = n->next)
-        if (strcmp(n->hidden, path + 1) == 0)
-            return n;
-    return NULL;
+    keybuf kb;
+    ekv_key_info info;
+    struct node *n = NULL;
+    ekvfs_lock();
+    int err = find_key(parent, name, &kb, &info);
+    if (!err && !(n = node_get(kb.p, kb.len)))
+        err = -ENOMEM;
+    kb_free(&kb);
+    if (err == EKV_ENOENT && fs.negative_timeout > 0) {
+        /* The kernel may remember that the name is missing. */
+        ekvfs_unlock();
+        struct fuse_entry_param e;
+        memset(&e, 0, sizeof(e));
+        e.entry_timeout = fs.negative_timeout;
+        fuse_reply_entry(req, &e);
+        return;
+    }
+    reply_entry_unlock(req, n, NULL, err);
 }
 
-static void hidden_forget(struct node *n)
+void ekvfs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
-    struct node **p = &fs.hidden;
-    while (*p && *p != n)
-        p = &(*p)->next;
-    if (*p)
-        *p = n->next;
-    n->next = NULL;
-    free(n->hidden);
-    n->hidden = NULL;
-    node_maybe_free(n);
+    if (ino != FUSE_ROOT_ID) {
+        ekvfs_lock();
+        node_forget(NODE(ino), nlookup);
+        ekvfs_unlock();
+    }
+    fuse_reply_none(req);
+}
+
+void ekvfs_forget_multi(fuse_req_t req, size_t count,
+                        struct fuse_forget_data *forgets)
+{
+    ekvfs_lock();
+    for (size_t i = 0; i < count; i++)
+        if (forgets[i].ino != FUSE_ROOT_ID)
+            node_forget(NODE(forgets[i].ino), forgets[i].nlookup);
+    ekvfs_unlock();
+    fuse_reply_none(req);
 }
 
 /* ---- listing ----------------------------------------------------------- */
 
-struct dirfill {
-    void *buf;
-    fuse_fill_dir_t filler;
+/* A listing, made whole at opendir and handed out in pieces. */
+struct listing {
+    char *buf;
+    size_t len, cap;
+    fuse_req_t req;
+    int err;
 };
 
-static int fill_entry(void *ctx, const ekv_key_info *info)
+static void add_entry(struct listing *l, const char *name, uint64_t ino,
+                      mode_t type)
 {
-    struct dirfill *d = ctx;
-    char name[NAME_MAX_BYTES + 1];
     struct stat st;
-    key_to_name(info->key, info->key_len, name);
     memset(&st, 0, sizeof(st));
-    st.st_mode = S_IFREG;
-    return d->filler(d->buf, name, &st, 0, 0) ? 1 : 0;
+    st.st_ino = (ino_t)ino;
+    st.st_mode = type;
+    size_t need = fuse_add_direntry(l->req, NULL, 0, name, NULL, 0);
+    if (l->len + need > l->cap) {
+        size_t ncap = l->cap ? l->cap * 2 : 16384;
+        while (ncap < l->len + need)
+            ncap *= 2;
+        char *p = realloc(l->buf, ncap);
+        if (!p) {
+            l->err = -ENOMEM;
+            return;
+        }
+        l->buf = p;
+        l->cap = ncap;
+    }
+    /* The offset of an entry is where the next one starts. */
+    fuse_add_direntry(l->req, l->buf + l->len, need, name, &st,
+                      (off_t)(l->len + need));
+    l->len += need;
 }
 
-int ekvfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
-                  off_t off, struct fuse_file_info *fi,
-                  enum fuse_readdir_flags flags)
+static int list_entry(void *ctx, const ekv_key_info *info)
 {
-    /* path is NULL (nullpath_ok): the root is the only directory. The
-     * whole listing is made at offset 0; libfuse hands it out in pieces.
-     * (The kernel could keep listings, but libfuse 3.14's high-level API
-     * drops cache_readdir and keep_cache from its opendir replies: the
-     * open flags on the wire are 0.) */
-    (void)path;
-    (void)off;
-    (void)fi;
-    (void)flags; /* never FUSE_READDIR_PLUS: see ekvfs_init */
-    struct dirfill d = {buf, filler};
-    struct stat st;
-    memset(&st, 0, sizeof(st));
-    st.st_mode = S_IFDIR;
+    struct listing *l = ctx;
+    char name[NAME_MAX_BYTES + 1];
+    key_to_name(info->key, info->key_len, name);
+    add_entry(l, name, key_ino(info->key, info->key_len), S_IFREG);
+    return l->err ? 1 : 0;
+}
+
+/*
+ * The kernel may keep listings (cache_readdir): every change of the names
+ * passes through it, and it drops its copy itself. Besides, a listing is
+ * kept from one opendir to the next only while no name changed here.
+ */
+void ekvfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    if (ino != FUSE_ROOT_ID) {
+        fuse_reply_err(req, ENOTDIR);
+        return;
+    }
+    struct listing *l = calloc(1, sizeof(*l));
+    if (!l) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    l->req = req;
     ekvfs_lock();
-    filler(buf, ".", &st, 0, 0);
-    filler(buf, "..", NULL, 0, 0);
-    int err = ekv_iterate(fs.store, fill_entry, &d);
+    add_entry(l, ".", FUSE_ROOT_ID, S_IFDIR);
+    add_entry(l, "..", FUSE_ROOT_ID, S_IFDIR);
+    int err = l->err ? l->err : ekv_iterate(fs.store, list_entry, l);
+    if (err > 0)
+        err = l->err;
+    if (fs.cache) {
+        fi->cache_readdir = 1;
+        fi->keep_cache = fs.dir_listed == fs.dir_version;
+        fs.dir_listed = fs.dir_version;
+    }
     ekvfs_unlock();
-    return err > 0 ? -ENOMEM : err;
+    if (err) {
+        free(l->buf);
+        free(l);
+        fuse_reply_err(req, -err);
+        return;
+    }
+    l->req = NULL;
+    fi->fh = (uintptr_t)l;
+    if (fuse_reply_open(req, fi) != 0) {
+        free(l->buf);
+        free(l);
+    }
+}
+
+void ekvfs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                   struct fuse_file_info *fi)
+{
+    (void)ino;
+    const struct listing *l = (const struct listing *)(uintptr_t)fi->fh;
+    if (off < 0 || (size_t)off >= l->len) {
+        fuse_reply_buf(req, NULL, 0);
+        return;
+    }
+    /* Whole entries only, from the one that starts at off. Each entry
+     * on the wire holds the offset of the next one, the 64-bit field
+     * after its 64-bit node number (struct fuse_dirent). */
+    size_t end = (size_t)off, lim = (size_t)off + size;
+    while (end < l->len) {
+        uint64_t next;
+        memcpy(&next, l->buf + end + 8, sizeof(next));
+        if (next > lim)
+            break;
+        end = (size_t)next;
+    }
+    fuse_reply_buf(req, l->buf + off, end - (size_t)off);
+}
+
+void ekvfs_releasedir(fuse_req_t req, fuse_ino_t ino,
+                      struct fuse_file_info *fi)
+{
+    (void)ino;
+    struct listing *l = (struct listing *)(uintptr_t)fi->fh;
+    free(l->buf);
+    free(l);
+    fuse_reply_err(req, 0);
 }
 
 /* ---- unlink and rename --------------------------------------------------- */
 
-int ekvfs_unlink(const char *path)
+void ekvfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-    if (fs.rdonly)
-        return -EROFS;
+    if (fs.rdonly) {
+        fuse_reply_err(req, EROFS);
+        return;
+    }
     keybuf kb;
     ekvfs_lock();
-    struct node *hn = hidden_find(path);
-    if (hn) {
-        hidden_forget(hn); /* the last close of an unlinked file */
-        ekvfs_unlock();
-        return 0;
-    }
-    int err = resolve(path, &kb, LOOKUP);
+    int err = resolve(parent, name, &kb, LOOKUP);
     if (!err)
         err = to_errno(ekv_delete(fs.store, kb.p, kb.len));
     if (!err) {
@@ -131,64 +215,39 @@ int ekvfs_unlink(const char *path)
     }
     ekvfs_unlock();
     kb_free(&kb);
-    return err;
+    fuse_reply_err(req, -err);
 }
 
-/* libfuse hides open file from (see the top): delete its key and keep
- * the node under the hidden name. Needs the lock. */
-static int hide(const char *from, const char *to)
+void ekvfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
     keybuf kb;
     ekv_key_info info;
-    char *name = strdup(to + 1);
-    int err = name ? find_key(from, &kb, &info) : -ENOMEM;
-    if (!name)
-        kb.p = kb.small;
-    struct node *n = err ? NULL : node_find(kb.p, kb.len);
-    if (!err && (!n || !n->nopen))
-        err = 1; /* not open (any more): an ordinary rename */
-    if (!err)
-        err = to_errno(ekv_delete(fs.store, kb.p, kb.len));
-    if (!err) {
-        node_unlink(n);
-        n->hidden = name;
-        name = NULL;
-        n->next = fs.hidden;
-        fs.hidden = n;
-        root_changed();
-    }
-    free(name);
+    ekvfs_lock();
+    int err = find_key(parent, name, &kb, &info);
+    ekvfs_unlock();
     kb_free(&kb);
-    return err;
+    fuse_reply_err(req, err ? -err : ENOTDIR);
 }
 
 /*
  * rename: the value is stored under the new key before the old key is
  * deleted, so a crash in between leaves both, never neither. An exchange
  * would need two puts that a crash could separate (both keys then holding
- * one value), so RENAME_EXCHANGE is refused with EINVAL.
+ * one value), so RENAME_EXCHANGE is refused with EINVAL. A rename over a
+ * file that is open is one step like any other: the open target keeps
+ * its content, its closes store nothing.
  */
-int ekvfs_rename(const char *from, const char *to, unsigned int flags)
+static int rename_keys(fuse_ino_t parent, const char *name,
+                       fuse_ino_t newparent, const char *newname,
+                       unsigned int flags)
 {
-    if (flags & ~(unsigned)RENAME_NOREPLACE)
-        return -EINVAL;
-    if (fs.rdonly)
-        return -EROFS;
     keybuf src, dst;
     ekv_key_info si, di;
     struct node *sn = NULL, *dn;
     uint8_t *val = NULL, *newkey = NULL;
     size_t len = 0;
-    ekvfs_lock();
-    if (!flags && hidden_form(to)) {
-        int herr = hide(from, to);
-        if (herr <= 0) {
-            ekvfs_unlock();
-            return herr;
-        }
-    }
-    int err = find_key(from, &src, &si);
-    int derr = resolve(to, &dst, CREATE);
+    int err = find_key(parent, name, &src, &si);
+    int derr = resolve(newparent, newname, &dst, CREATE);
     if (!err)
         err = derr;
     if (err || (src.len == dst.len && !memcmp(src.p, dst.p, src.len)))
@@ -227,7 +286,6 @@ int ekvfs_rename(const char *from, const char *to, unsigned int flags)
 out:
     if (sn)
         node_maybe_free(sn);
-    ekvfs_unlock();
     free(val);
     free(newkey);
     kb_free(&src);
@@ -235,34 +293,42 @@ out:
     return err;
 }
 
+void ekvfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+                  fuse_ino_t newparent, const char *newname,
+                  unsigned int flags)
+{
+    int err;
+    if (flags & ~(unsigned)RENAME_NOREPLACE) {
+        err = -EINVAL;
+    } else if (fs.rdonly) {
+        err = -EROFS;
+    } else {
+        ekvfs_lock();
+        err = rename_keys(parent, name, newparent, newname, flags);
+        ekvfs_unlock();
+    }
+    fuse_reply_err(req, -err);
+}
+
 /* ---- what a flat store of regular files cannot hold ------------------- */
 
-/* (libfuse sends mknod of a regular file to create.) */
-int ekvfs_mkdir(const char *path, mode_t mode)
+void ekvfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+                 mode_t mode)
 {
-    (void)path;
-    (void)mode;
-    return fs.rdonly ? -EROFS : -EPERM;
+    (void)parent, (void)name, (void)mode;
+    fuse_reply_err(req, fs.rdonly ? EROFS : EPERM);
 }
 
-int ekvfs_mknod(const char *path, mode_t mode, dev_t rdev)
+void ekvfs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+                   const char *name)
 {
-    (void)path;
-    (void)mode;
-    (void)rdev;
-    return fs.rdonly ? -EROFS : -EPERM;
+    (void)link, (void)parent, (void)name;
+    fuse_reply_err(req, fs.rdonly ? EROFS : EPERM);
 }
 
-int ekvfs_symlink(const char *target, const char *path)
+void ekvfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+                const char *newname)
 {
-    (void)target;
-    (void)path;
-    return fs.rdonly ? -EROFS : -EPERM;
-}
-
-int ekvfs_link(const char *from, const char *to)
-{
-    (void)from;
-    (void)to;
-    return fs.rdonly ? -EROFS : -EPERM;
+    (void)ino, (void)newparent, (void)newname;
+    fuse_reply_err(req, fs.rdonly ? EROFS : EPERM);
 }

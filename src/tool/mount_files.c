@@ -1,15 +1,26 @@
 /*
- * mount_files.c - open files: open, create, read, write, flush, fsync,
- * release and truncate, on the content that the writable opens of a key
- * share (struct node in mount.h).
+ * mount_files.c - open files: open, create, mknod, read, write, flush,
+ * fsync, release and truncate, on the content that the writable opens of
+ * a key share (struct node in mount.h).
  *
- * The kernel keeps one size and one page cache per file. Writable opens
- * share one content, so they use the page cache like any file system
- * (shared mmap works): the first writer of a key starts with an empty
- * cache (keep_cache off), later ones keep it. A read-only open reads the
- * value stored when it was opened, which the shared pages may not hold:
- * it bypasses the page cache (direct_io) and leaves the writers' pages
- * alone.
+ * The kernel keeps one size and one page cache per file (per node).
+ * - Writable opens share one content, so they use the page cache like any
+ *   file system (shared mmap works): the first writer of a key starts
+ *   with the pages dropped (keep_cache off), later ones keep them.
+ * - A read-only open reads the value stored when it was opened (its
+ *   snapshot), and must never see a mix. While nobody writes the key it
+ *   reads through the page cache, kept from open to open as long as the
+ *   pages can hold nothing but the stored value (pages_ok). A writer or a
+ *   truncate that comes while such readers are open would change the size
+ *   and pages under them, so it is not let onto their node: the node is
+ *   retired (mount_nodes.c), the request fails with ESTALE, and the kernel
+ *   looks the name up again (it retries an open or truncate that fails so
+ *   once) and gets the key's new node. The readers keep the old node, its
+ *   pages and size: their value, complete. The new node's readers bypass
+ *   the page cache until its writers are gone, so that the writer the
+ *   retirement made way for cannot be refused twice.
+ * - A read-only open while a writer has the key open bypasses the page
+ *   cache (direct_io) and leaves the writers' pages alone.
  *
  * Each function takes fs.lock.
  */
@@ -18,10 +29,16 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "mount.h"
 
 #define H(fi) ((struct handle *)(uintptr_t)(fi)->fh)
+
+static void reply_status(fuse_req_t req, int err)
+{
+    fuse_reply_err(req, err < 0 ? -err : err);
+}
 
 /* ---- the shared content ------------------------------------------------ */
 
@@ -63,6 +80,7 @@ static void drop_content(struct node *n)
 /* h changed the shared content. */
 static void mark_dirty(struct handle *h)
 {
+    h->node->changes++;
     h->node->dirty = true;
     h->node->reported = false;
     h->wrote = true;
@@ -124,6 +142,8 @@ static void attach(struct handle *h, struct node *n)
     n->nopen++;
     if (h->writable)
         n->nwriters++;
+    if (h->cached)
+        n->ncached++;
     h->gnext = fs.all.gnext;
     h->gprev = &fs.all;
     fs.all.gnext->gprev = h;
@@ -131,26 +151,70 @@ static void attach(struct handle *h, struct node *n)
 }
 
 /*
- * Open key kb for fi (size: its stored size; created: just made empty).
+ * A writer or a truncate is coming for n. If readers have n open through
+ * the page cache, n is retired and the caller fails with ESTALE, after
+ * which the kernel looks the name up again (see the top). Needs the lock.
+ */
+static int make_way(struct node *n)
+{
+    if (n->unlinked)
+        return -ENOENT;
+    if (n->retired)
+        return -ESTALE;
+    if (!n->ncached)
+        return 0;
+    uint64_t size = 0;
+    for (const struct handle *h = n->handles; h; h = h->next)
+        if (h->cached) {
+            size = h->snap_len;
+            break;
+        }
+    int err = node_retire(n, size);
+    return err ? err : -ESTALE;
+}
+
+/* How a read-only open of n reads: through the page cache when the pages
+ * can be trusted for its whole life (see the top), else directly. The
+ * kernel cuts cached reads at the size a stat shows (the index's, size):
+ * a fall-back copy of another length is read directly. */
+static void reader_mode(struct handle *h, struct node *n,
+                        struct fuse_file_info *fi, uint32_t size)
+{
+    if (h->snap_len != size) {
+        fi->direct_io = 1;
+        fi->keep_cache = 1;
+    } else if (fs.rdonly && fs.cache) {
+        /* Nothing can change a value: the page cache stays right. */
+        fi->keep_cache = 1;
+    } else if (fs.cache && !n->nwriters && !n->no_cache) {
+        fi->keep_cache = n->pages_ok; /* else the kernel drops them */
+        h->cached = true;
+    } else {
+        fi->direct_io = 1;
+        fi->keep_cache = 1; /* leave the writers' cached pages alone */
+    }
+}
+
+/*
+ * Open node n for fi (size: its stored size; created: just made empty).
  * A writer joins the node's shared content, loading it if it is the
  * first; a reader takes the stored value. Needs the lock.
  */
-static int open_key(const keybuf *kb, struct fuse_file_info *fi,
-                    uint32_t size, bool created)
+static int open_node(struct node *n, struct fuse_file_info *fi,
+                     uint32_t size, bool created)
 {
     int acc = fi->flags & O_ACCMODE;
     bool trunc = (fi->flags & O_TRUNC) && !created;
+    bool writable = acc != O_RDONLY || trunc;
+    int err = writable ? make_way(n)
+                       : n->unlinked ? -ENOENT : n->retired ? -ESTALE : 0;
+    if (err)
+        return err;
     struct handle *h = calloc(1, sizeof(*h));
     if (!h)
         return -ENOMEM;
-    h->writable = acc != O_RDONLY || trunc;
+    h->writable = writable;
     h->append = (fi->flags & O_APPEND) != 0;
-    struct node *n = node_get(kb->p, kb->len);
-    if (!n) {
-        free(h);
-        return -ENOMEM;
-    }
-    int err = 0;
     if (!h->writable) {
         if (n->loaded && !n->dirty) {
             /* The shared content is what is stored. */
@@ -161,20 +225,14 @@ static int open_key(const keybuf *kb, struct fuse_file_info *fi,
                 memcpy(h->snap, n->buf, n->len);
             h->snap_len = n->len;
         } else if (size) {
-            err = load_value(kb->p, kb->len, size, &h->snap, &h->snap_len);
+            err = load_value(n->key, n->klen, size, &h->snap, &h->snap_len);
         }
-        if (fs.rdonly && fs.cache) {
-            /* Nothing can change a value: the page cache stays right. */
-            fi->keep_cache = 1;
-        } else {
-            fi->direct_io = 1;
-            fi->keep_cache = 1; /* leave the writers' cached pages alone */
-        }
+        reader_mode(h, n, fi, size);
     } else if (!n->loaded) {
         if (!trunc && !created && size) {
             uint8_t *buf;
             size_t len;
-            err = load_value(kb->p, kb->len, size, &buf, &len);
+            err = load_value(n->key, n->klen, size, &buf, &len);
             if (!err) {
                 n->buf = buf;
                 n->len = n->cap = len;
@@ -191,9 +249,12 @@ static int open_key(const keybuf *kb, struct fuse_file_info *fi,
     if (err) {
         free(h->snap);
         free(h);
-        node_maybe_free(n);
         return err;
     }
+    if (h->cached)
+        n->pages_ok = true; /* dropped at this open if they were not */
+    if (h->writable)
+        n->pages_ok = false; /* the writers' pages, not the stored value */
     attach(h, n);
     if (trunc) {
         if (n->len)
@@ -208,73 +269,153 @@ static int open_key(const keybuf *kb, struct fuse_file_info *fi,
     return 0;
 }
 
-int ekvfs_open(const char *path, struct fuse_file_info *fi)
+/* The stored size of n's key (0 for a node whose key is gone). */
+static uint32_t stored_size(const struct node *n)
+{
+    ekv_key_info info;
+    if (n->unlinked || n->retired)
+        return 0;
+    return ekv_stat_key(fs.store, n->key, n->klen, &info) == 0
+               ? info.value_size
+               : 0;
+}
+
+static bool drop_handle(struct handle *h);
+
+/* A handle whose open reply the kernel never got: nobody will close it. */
+static void abandon(struct fuse_file_info *fi)
+{
+    ekvfs_lock();
+    (void)drop_handle(H(fi));
+    ekvfs_unlock();
+}
+
+void ekvfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     int acc = fi->flags & O_ACCMODE;
-    if (fs.rdonly && (acc != O_RDONLY || (fi->flags & O_TRUNC)))
-        return -EROFS;
-    keybuf kb;
-    ekv_key_info info;
+    if (fs.rdonly && (acc != O_RDONLY || (fi->flags & O_TRUNC))) {
+        fuse_reply_err(req, EROFS);
+        return;
+    }
+    if (ino == FUSE_ROOT_ID) {
+        fuse_reply_err(req, EISDIR);
+        return;
+    }
     ekvfs_lock();
-    int err = find_key(path, &kb, &info);
-    if (!err)
-        err = open_key(&kb, fi, info.value_size, false);
+    struct node *n = NODE(ino);
+    int err = open_node(n, fi, stored_size(n), false);
     ekvfs_unlock();
-    kb_free(&kb);
-    return err;
+    if (err)
+        reply_status(req, err);
+    else if (fuse_reply_open(req, fi) != 0)
+        abandon(fi);
 }
 
 /* The file exists from here on: an empty value is stored at once (touch
  * needs nothing more) and made durable by the close. The mode asked for
  * is kept (in memory, as chmod's). */
-int ekvfs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
+static int create_key(const keybuf *kb, mode_t mode, struct node **out)
 {
-    if (fs.rdonly)
-        return -EROFS;
+    /* Durable by the close (or an earlier put): see mount_sync.c. */
+    int err = put_value(kb->p, kb->len, NULL, 0, FLUSH_DEFER_ALL);
+    if (err)
+        return err;
+    root_changed();
+    struct node *n = node_get(kb->p, kb->len);
+    if (!n)
+        return -ENOMEM;
+    n->unsynced = true;
+    now_ts(&n->mtime);
+    n->atime = n->ctime = n->mtime;
+    n->has_times = true;
+    mode_t want = mode & 07777 & ~fs.umask;
+    if ((S_IFREG | want) != node_mode(NULL)) {
+        n->mode = want;
+        n->has_mode = true;
+    }
+    *out = n;
+    return 0;
+}
+
+void ekvfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+                  mode_t mode, struct fuse_file_info *fi)
+{
+    if (fs.rdonly) {
+        fuse_reply_err(req, EROFS);
+        return;
+    }
     keybuf kb;
     ekv_key_info info;
+    struct node *n = NULL;
     ekvfs_lock();
-    int err = resolve(path, &kb, CREATE);
+    int err = resolve(parent, name, &kb, CREATE);
     if (!err) {
         err = ekv_stat_key(fs.store, kb.p, kb.len, &info);
         if (err == 0) {
             /* Created meanwhile (not through this kernel): an open. */
-            err = (fi->flags & O_EXCL)
-                      ? -EEXIST
-                      : open_key(&kb, fi, info.value_size, false);
+            if (fi->flags & O_EXCL)
+                err = -EEXIST;
+            else if (!(n = node_get(kb.p, kb.len)))
+                err = -ENOMEM;
+            else
+                err = open_node(n, fi, info.value_size, false);
         } else if (err == EKV_ENOENT) {
-            /* Durable by the close (or an earlier put): see mount_sync.c. */
-            err = put_value(kb.p, kb.len, NULL, 0, FLUSH_DEFER_ALL);
+            err = create_key(&kb, mode, &n);
             if (!err)
-                err = open_key(&kb, fi, 0, true);
-            if (!err) {
-                struct node *n = H(fi)->node;
-                n->unsynced = true;
-                now_ts(&n->mtime);
-                n->atime = n->ctime = n->mtime;
-                n->has_times = true;
-                mode_t want = mode & 07777 & ~fs.umask;
-                if ((S_IFREG | want) != node_mode(NULL)) {
-                    n->mode = want;
-                    n->has_mode = true;
-                }
-                root_changed();
-            }
+                err = open_node(n, fi, 0, true);
         }
     }
-    ekvfs_unlock();
     kb_free(&kb);
-    return err;
+    reply_entry_unlock(req, n, fi, err);
+}
+
+/* mknod(2) of a regular file: an empty value, durable when it returns. */
+void ekvfs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+                 mode_t mode, dev_t rdev)
+{
+    (void)rdev;
+    if (fs.rdonly || !S_ISREG(mode)) {
+        fuse_reply_err(req, fs.rdonly ? EROFS : EPERM);
+        return;
+    }
+    keybuf kb;
+    ekv_key_info info;
+    struct node *n = NULL;
+    ekvfs_lock();
+    int err = resolve(parent, name, &kb, CREATE);
+    if (!err) {
+        err = ekv_stat_key(fs.store, kb.p, kb.len, &info);
+        if (err == 0)
+            err = -EEXIST;
+        else if (err == EKV_ENOENT)
+            err = create_key(&kb, mode, &n);
+    }
+    if (n && n->unsynced) {
+        int serr = to_errno(devsync_now());
+        if (!serr)
+            n->unsynced = false;
+        if (!err)
+            err = serr;
+    }
+    kb_free(&kb);
+    reply_entry_unlock(req, n, NULL, err);
+}
+
+void files_abandon(struct fuse_file_info *fi)
+{
+    abandon(fi);
 }
 
 /* ---- read and write ------------------------------------------------------ */
 
-int ekvfs_read(const char *path, char *buf, size_t size, off_t off,
-               struct fuse_file_info *fi)
+void ekvfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                struct fuse_file_info *fi)
 {
-    (void)path;
-    if (off < 0)
-        return -EINVAL;
+    (void)ino;
+    if (off < 0) {
+        fuse_reply_err(req, EINVAL);
+        return;
+    }
     ekvfs_lock();
     const struct handle *h = H(fi);
     const uint8_t *src = h->writable ? h->node->buf : h->snap;
@@ -284,18 +425,20 @@ int ekvfs_read(const char *path, char *buf, size_t size, off_t off,
         n = len - (size_t)off;
         if (n > size)
             n = size;
-        memcpy(buf, src + off, n);
     }
+    /* Replied under the lock: a writer's content may move. */
+    fuse_reply_buf(req, n ? (const char *)src + off : NULL, n);
     ekvfs_unlock();
-    return (int)n;
 }
 
-int ekvfs_write(const char *path, const char *data, size_t size, off_t off,
-                struct fuse_file_info *fi)
+void ekvfs_write(fuse_req_t req, fuse_ino_t ino, const char *data,
+                 size_t size, off_t off, struct fuse_file_info *fi)
 {
-    (void)path;
-    if (off < 0)
-        return -EINVAL;
+    (void)ino;
+    if (off < 0) {
+        fuse_reply_err(req, EINVAL);
+        return;
+    }
     ekvfs_lock();
     struct handle *h = H(fi);
     struct node *n = h->node;
@@ -319,44 +462,110 @@ int ekvfs_write(const char *path, const char *data, size_t size, off_t off,
         }
     }
     ekvfs_unlock();
-    return err ? err : (int)size;
+    if (err)
+        reply_status(req, err);
+    else
+        fuse_reply_write(req, size);
 }
 
 /* ---- flush, fsync, release ---------------------------------------------- */
+
+/*
+ * After a store, the kernel's pages of the file hold the value, except
+ * for the last, partly written page, which the kernel does not count as
+ * read: a later open would ask for it again, and that READ makes the
+ * kernel ask for the attributes again at the next stat. So the daemon
+ * hands that page's bytes to the kernel (notify_store), which makes the
+ * whole file cached for the readers to come. Only by the one writer (its
+ * close is here), and never under fs.lock (the kernel may lock the page);
+ * if a write of the same handle slipped in meanwhile, the pages are not
+ * trusted once the writers are gone.
+ */
+struct push {
+    fuse_ino_t ino;
+    off_t off;
+    size_t len;
+    uint64_t changes;
+    uint8_t *bytes;
+};
+
+static void plan_push(struct node *n, struct push *p)
+{
+    static size_t page;
+    if (!page)
+        page = (size_t)sysconf(_SC_PAGESIZE);
+    p->bytes = NULL;
+    if (!fs.cache || !fs.multithreaded || !fs.se || n->nwriters != 1 ||
+        n->dirty || n->unlinked || !n->loaded)
+        return;
+    size_t off = n->len - n->len % page;
+    if (off == n->len)
+        return; /* whole pages only, which the kernel keeps itself */
+    p->bytes = malloc(n->len - off);
+    if (!p->bytes)
+        return;
+    memcpy(p->bytes, n->buf + off, n->len - off);
+    p->ino = NODE_ID(n);
+    p->off = (off_t)off;
+    p->len = n->len - off;
+    p->changes = n->changes;
+}
+
+static void do_push(struct handle *h, struct push *p)
+{
+    if (!p->bytes)
+        return;
+    struct fuse_bufvec bv = FUSE_BUFVEC_INIT(p->len);
+    bv.buf[0].mem = p->bytes;
+    (void)fuse_lowlevel_notify_store(fs.se, p->ino, p->off, &bv, 0);
+    free(p->bytes);
+    ekvfs_lock();
+    if (h->node->changes != p->changes)
+        h->node->pages_suspect = true;
+    ekvfs_unlock();
+}
 
 /* flush (every close) stores the content if this handle changed it;
  * fsync stores it if anyone did and makes every deferred flush durable. */
 static int sync_handle(struct fuse_file_info *fi, bool all)
 {
+    struct push p = {0};
     ekvfs_lock();
     struct handle *h = H(fi);
     struct node *n = h->node;
     int err = 0;
-    if (h->writable && (h->wrote || all))
+    bool stored = false;
+    if (h->writable && (h->wrote || all)) {
+        stored = n->dirty;
         err = store_node(n);
+    }
     if (!err)
         err = all ? to_errno(devsync_now()) : sync_created(n);
+    if (!err && stored)
+        plan_push(n, &p);
     ekvfs_unlock();
+    do_push(h, &p);
     return err;
 }
 
-int ekvfs_flush(const char *path, struct fuse_file_info *fi)
+void ekvfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-    (void)path;
-    return sync_handle(fi, false);
+    (void)ino;
+    reply_status(req, sync_handle(fi, false));
 }
 
-int ekvfs_fsync(const char *path, int datasync, struct fuse_file_info *fi)
+void ekvfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+                 struct fuse_file_info *fi)
 {
-    (void)path;
+    (void)ino;
     (void)datasync;
-    return sync_handle(fi, true);
+    reply_status(req, sync_handle(fi, true));
 }
 
 /* Take h off its node and the global list and free it; needs the lock.
  * Returns true when the node's content went with it unstored after a
- * failed put: path then names what the kernel must forget. */
-static bool drop_handle(struct handle *h, char *path)
+ * failed put: the kernel must then forget what it cached of the node. */
+static bool drop_handle(struct handle *h)
 {
     struct node *n = h->node;
     bool lost = false;
@@ -369,11 +578,16 @@ static bool drop_handle(struct handle *h, char *path)
     h->gprev->gnext = h->gnext;
     h->gnext->gprev = h->gprev;
     n->nopen--;
+    if (h->cached)
+        n->ncached--;
     if (h->writable && --n->nwriters == 0) {
         lost = n->dirty && !n->unlinked;
-        if (lost)
-            node_path(n, path);
         drop_content(n);
+        /* The writers' pages are the stored value, unless they held
+         * changes that were lost. */
+        n->pages_ok = !lost && !n->pages_suspect;
+        n->pages_suspect = false;
+        n->no_cache = false;
     }
     node_maybe_free(n);
     free(h->snap);
@@ -381,10 +595,9 @@ static bool drop_handle(struct handle *h, char *path)
     return lost;
 }
 
-int ekvfs_release(const char *path, struct fuse_file_info *fi)
+void ekvfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-    (void)path;
-    char ipath[NAME_MAX_BYTES + 2] = "";
+    (void)ino;
     ekvfs_lock();
     struct handle *h = H(fi);
     struct node *n = h->node;
@@ -400,55 +613,51 @@ int ekvfs_release(const char *path, struct fuse_file_info *fi)
                       strerror(-err));
         }
     }
-    /* mknod reaches create and release, never flush. */
     int serr = sync_created(n);
     if (serr)
         mount_log("flushing the images: %s", strerror(-serr));
-    bool lost = drop_handle(h, ipath);
+    fuse_ino_t id = NODE_ID(n);
+    bool lost = drop_handle(h);
     ekvfs_unlock();
     if (lost)
-        invalidate(ipath);
-    return 0;
+        invalidate(id);
+    fuse_reply_err(req, 0);
 }
 
 /* ---- truncate ---------------------------------------------------------- */
 
-int ekvfs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
+int files_truncate(struct node *n, struct fuse_file_info *fi, off_t size)
 {
     if (size < 0)
         return -EINVAL;
     if (fs.rdonly)
         return -EROFS;
-    ekvfs_lock();
-    int err = 0;
     if (fi) {
         /* ftruncate, or O_TRUNC: the content only, stored on close. */
         struct handle *h = H(fi);
+        int err = 0;
         if (!h->writable)
             err = -EINVAL;
         else if ((uint64_t)size > max_value(h->node->klen))
             err = -EFBIG;
         else if (!(err = resize(h->node, (size_t)size)))
             mark_dirty(h);
-        ekvfs_unlock();
         return err;
-    }
-    if (is_root(path)) {
-        ekvfs_unlock();
-        return -EISDIR;
     }
     /* truncate(2) by name: the stored value is read, resized and put
      * (using the length the read returned, whichever copy it was); open
      * writers' shared content is resized too and stays theirs to store. */
-    keybuf kb;
+    int err = make_way(n);
+    if (err)
+        return err;
     ekv_key_info info;
     uint8_t *val = NULL;
     size_t len = 0;
-    err = find_key(path, &kb, &info);
-    if (!err && (uint64_t)size > max_value(kb.len))
+    err = ekv_stat_key(fs.store, n->key, n->klen, &info);
+    if (!err && (uint64_t)size > max_value(n->klen))
         err = -EFBIG;
     if (!err)
-        err = load_value(kb.p, kb.len, info.value_size, &val, &len);
+        err = load_value(n->key, n->klen, info.value_size, &val, &len);
     if (!err && (uint64_t)size != len) {
         if ((uint64_t)size > len) {
             uint8_t *p = realloc(val, (size_t)size);
@@ -460,22 +669,19 @@ int ekvfs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
             }
         }
         if (!err)
-            err = put_value(kb.p, kb.len, val, (size_t)size,
+            err = put_value(n->key, n->klen, val, (size_t)size,
                             FLUSH_DEFER_ERASE);
     }
     if (!err) {
-        struct node *n = node_get(kb.p, kb.len);
-        if (n) {
-            node_changed(n);
-            /* A clean content equals the stored value, and still does;
-             * a dirty one stays dirty. */
-            if (n->loaded && n->len != (uint64_t)size)
-                err = resize(n, (size_t)size);
-        }
+        node_changed(n);
+        if (!n->nwriters)
+            n->pages_ok = false; /* the kernel cut or grew its pages */
+        /* A clean content equals the stored value, and still does;
+         * a dirty one stays dirty. */
+        if (n->loaded && n->len != (uint64_t)size)
+            err = resize(n, (size_t)size);
     }
-    ekvfs_unlock();
     free(val);
-    kb_free(&kb);
     return err;
 }
 
@@ -498,10 +704,9 @@ void files_report_unstored(void)
 
 void mount_teardown(void)
 {
-    char path[NAME_MAX_BYTES + 2];
     ekvfs_lock();
     while (fs.all.gnext != &fs.all)
-        (void)drop_handle(fs.all.gnext, path);
+        (void)drop_handle(fs.all.gnext);
     nodes_free_all();
     ekvfs_unlock();
 }

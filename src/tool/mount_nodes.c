@@ -1,8 +1,9 @@
 /*
  * mount_nodes.c - the daemon's table of per-key in-memory state (struct
- * node, see mount.h): a chained hash table keyed by the key bytes. The
- * store's own index knows what is stored; this table knows what only this
- * mount knows (times, open handles, cache state). Callers hold fs.lock.
+ * node, see mount.h): a chained hash table keyed by the key bytes, holding
+ * each key's current node. The store's own index knows what is stored;
+ * this table knows what only this mount knows (the files the kernel
+ * holds, times, open handles, cache state). Callers hold fs.lock.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -35,10 +36,13 @@ static void insert(struct node *n)
     n->next = fs.tab[i];
     fs.tab[i] = n;
     fs.tab_count++;
+    n->in_table = true;
 }
 
 static void remove_from_table(struct node *n)
 {
+    if (!n->in_table)
+        return;
     struct node **p = &fs.tab[slot(n->hash)];
     while (*p && *p != n)
         p = &(*p)->next;
@@ -47,6 +51,7 @@ static void remove_from_table(struct node *n)
         fs.tab_count--;
     }
     n->next = NULL;
+    n->in_table = false;
 }
 
 /* Keep chains short: double when the table is as full as it is long. */
@@ -98,31 +103,43 @@ struct node *node_get(const uint8_t *key, size_t klen)
     }
     n->klen = klen;
     n->hash = key_name_hash(key, klen);
+    n->generation = ++fs.generations;
+    n->pages_ok = true; /* a new file to the kernel: no pages yet */
+    n->anext = fs.nodes;
+    if (fs.nodes)
+        fs.nodes->aprev = n;
+    fs.nodes = n;
     insert(n);
     return n;
 }
 
 static void node_free(struct node *n)
 {
+    if (n->aprev)
+        n->aprev->anext = n->anext;
+    else
+        fs.nodes = n->anext;
+    if (n->anext)
+        n->anext->aprev = n->aprev;
     free(n->buf);
-    free(n->hidden);
     free(n->key);
     free(n);
 }
 
 void node_maybe_free(struct node *n)
 {
-    if (n->nopen)
+    if (n->nopen || n->nlookup)
         return;
-    if (n->unlinked) {
-        if (!n->hidden)
-            node_free(n);
-        return;
-    }
-    if (!n->has_times && !n->has_mode) {
+    if (!n->in_table || (!n->has_times && !n->has_mode)) {
         remove_from_table(n);
         node_free(n);
     }
+}
+
+void node_forget(struct node *n, uint64_t count)
+{
+    n->nlookup = count < n->nlookup ? n->nlookup - count : 0;
+    node_maybe_free(n);
 }
 
 void node_unlink(struct node *n)
@@ -132,6 +149,26 @@ void node_unlink(struct node *n)
     remove_from_table(n);
     n->unlinked = true;
     node_maybe_free(n);
+}
+
+int node_retire(struct node *n, uint64_t size)
+{
+    remove_from_table(n);
+    struct node *succ = node_get(n->key, n->klen);
+    if (!succ) {
+        insert(n);
+        return -ENOMEM;
+    }
+    succ->has_times = n->has_times;
+    succ->atime = n->atime;
+    succ->mtime = n->mtime;
+    succ->ctime = n->ctime;
+    succ->has_mode = n->has_mode;
+    succ->mode = n->mode;
+    succ->no_cache = true;
+    n->retired = true;
+    n->frozen_size = size;
+    return 0;
 }
 
 void node_rekey(struct node *n, uint8_t *key, size_t klen)
@@ -146,16 +183,8 @@ void node_rekey(struct node *n, uint8_t *key, size_t klen)
 
 void nodes_free_all(void)
 {
-    for (size_t i = 0; i < fs.tab_cap; i++)
-        for (struct node *n = fs.tab[i], *next; n; n = next) {
-            next = n->next;
-            node_free(n);
-        }
-    for (struct node *n = fs.hidden, *next; n; n = next) {
-        next = n->next;
-        node_free(n);
-    }
-    fs.hidden = NULL;
+    while (fs.nodes)
+        node_free(fs.nodes);
     free(fs.tab);
     fs.tab = NULL;
     fs.tab_cap = fs.tab_count = 0;

@@ -23,8 +23,9 @@
  * - Times and modes live in memory only (struct node): set when this
  *   mount changes a key, the mount time and mode otherwise.
  *
- * Every operation takes fs.lock (the store is not thread-safe) and returns
- * 0 or -errno; the library's errors are negative errno values already.
+ * Every operation takes fs.lock (the store is not thread-safe) and
+ * replies 0 or an errno; inside, functions return 0 or -errno, and the
+ * library's errors are negative errno values already.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -66,11 +67,6 @@ mode_t node_mode(const struct node *n)
 mode_t root_mode(void)
 {
     return S_IFDIR | (fs.root_has_mode ? fs.root_mode : 0755 & ~fs.umask);
-}
-
-bool is_root(const char *path)
-{
-    return path[0] == '/' && path[1] == 0;
 }
 
 static uint64_t first_capacity(size_t klen)
@@ -168,20 +164,21 @@ static int match_short_name(void *ctx, const ekv_key_info *info)
 }
 
 /*
- * The key a path names. A name longer than NAME_MAX_BYTES, or one that
- * decodes to a key longer than the block size allows, is ENAMETOOLONG,
- * for every purpose. A name that is not the canonical name of any key
- * does not exist (ENOENT) and cannot be created (EINVAL). Shortened names
- * of long keys resolve by a search of the index (rare: such keys come
- * from images written elsewhere). Needs the lock.
+ * The key a name in the root names. A name longer than NAME_MAX_BYTES, or
+ * one that decodes to a key longer than the block size allows, is
+ * ENAMETOOLONG, for every purpose. A name that is not the canonical name
+ * of any key does not exist (ENOENT) and cannot be created (EINVAL).
+ * Shortened names of long keys resolve by a search of the index (rare:
+ * such keys come from images written elsewhere). Files are not
+ * directories: nothing is found in them. Needs the lock.
  */
-int resolve(const char *path, keybuf *kb, enum purpose why)
+int resolve(fuse_ino_t parent, const char *name, keybuf *kb,
+            enum purpose why)
 {
     kb->p = kb->small;
     kb->len = 0;
-    const char *name = path + 1;
-    if (path[0] != '/' || strchr(name, '/'))
-        return -ENOENT;
+    if (parent != FUSE_ROOT_ID)
+        return -ENOTDIR;
     if (strlen(name) > NAME_MAX_BYTES)
         return -ENAMETOOLONG;
     uint64_t hash;
@@ -200,21 +197,13 @@ int resolve(const char *path, keybuf *kb, enum purpose why)
     }
 }
 
-int find_key(const char *path, keybuf *kb, ekv_key_info *info)
+int find_key(fuse_ino_t parent, const char *name, keybuf *kb,
+             ekv_key_info *info)
 {
-    int err = resolve(path, kb, LOOKUP);
+    int err = resolve(parent, name, kb, LOOKUP);
     if (!err)
         err = ekv_stat_key(fs.store, kb->p, kb->len, info);
     return err;
-}
-
-void node_path(const struct node *n, char *out)
-{
-    out[0] = 0;
-    if (n->unlinked)
-        return;
-    out[0] = '/';
-    key_to_name(n->key, n->klen, out + 1);
 }
 
 /*
@@ -225,19 +214,17 @@ void node_path(const struct node *n, char *out)
  * a single thread nobody could, so we skip it and the attribute timeout
  * bounds the staleness.
  */
-void invalidate(const char *path)
+void invalidate(fuse_ino_t ino)
 {
-    if (!path[0] || !fs.multithreaded)
-        return;
-    struct fuse_context *ctx = fuse_get_context();
-    if (ctx && ctx->fuse)
-        fuse_invalidate_path(ctx->fuse, path);
+    if (fs.multithreaded && fs.se)
+        fuse_lowlevel_notify_inval_inode(fs.se, ino, 0, 0);
 }
 
 void root_changed(void)
 {
     now_ts(&fs.root_mtime);
     fs.root_ctime = fs.root_mtime;
+    fs.dir_version++;
 }
 
 void node_changed(struct node *n)
@@ -250,85 +237,93 @@ void node_changed(struct node *n)
     n->has_times = true;
 }
 
+void reply_entry_unlock(fuse_req_t req, struct node *n,
+                        struct fuse_file_info *fi, int err)
+{
+    struct fuse_entry_param e;
+    memset(&e, 0, sizeof(e));
+    if (!err && n) {
+        err = fill_node(&e.attr, n);
+        if (!err) {
+            e.ino = NODE_ID(n);
+            e.generation = n->generation;
+            e.attr_timeout = fs.attr_timeout;
+            e.entry_timeout = fs.entry_timeout;
+            n->nlookup++;
+        }
+    }
+    ekvfs_unlock();
+    if (err) {
+        fuse_reply_err(req, -err);
+        return;
+    }
+    int rc = fi ? fuse_reply_create(req, &e, fi) : fuse_reply_entry(req, &e);
+    if (rc) {
+        /* The kernel never got it: it holds no lookup of n, nor a file. */
+        if (fi)
+            files_abandon(fi);
+        ekvfs_lock();
+        node_forget(n, 1);
+        ekvfs_unlock();
+    }
+}
+
 /* ---- life cycle ------------------------------------------------------- */
 
-static void *ekvfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
+static void ekvfs_init(void *userdata, struct fuse_conn_info *conn)
 {
-    /* Keys have no numbers of their own: let libfuse number the files. */
-    cfg->use_ino = 0;
-    /* An unlinked open file keeps a (hidden) path in libfuse, so that an
-     * fstat of it, which the kernel sends without the file handle, still
-     * reaches it: libfuse renames it to .fuse_hiddenXXXX, which
-     * mount_dir.c takes as the unlink it stands for (the key is deleted
-     * at once; the hidden name never becomes a key). */
-    cfg->hard_remove = 0;
-    /* Other operations on an open file use its handle and need no path. */
-    cfg->nullpath_ok = 1;
-    /* The daemon is the only writer of its images and every change passes
-     * through the kernel, which updates its own caches; where our answer
-     * can change behind its back (a failed put) we invalidate. So cache
-     * names and attributes for long. */
-    if (!fs.user_timeouts) {
-        cfg->entry_timeout = 30.0;
-        cfg->negative_timeout = 30.0;
-        /* Single-threaded, invalidate() cannot run: keep the staleness it
-         * would have prevented short. */
-        cfg->attr_timeout = fs.multithreaded ? 30.0 : 1.0;
-        if (!fs.cache)
-            cfg->entry_timeout = cfg->negative_timeout = cfg->attr_timeout =
-                0.0;
-    }
-    /* Page cache: decided per open (mount_files.c), never blindly. */
-    cfg->kernel_cache = 0;
-    cfg->auto_cache = 0;
+    (void)userdata;
     /* O_TRUNC arrives with open, so a truncating open costs no extra put
      * of an empty value. */
     if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
         conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
     /* Every change passes through this kernel, which keeps its caches
-     * right itself: no need to check the attributes before each use of
-     * cached pages or listings. */
+     * right itself, and the daemon sees to the rest (mount_files.c): no
+     * need to check the attributes before each use of cached pages. */
     conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
-    /* Close must see every byte: no write-back caching in the kernel. */
+    /* Close must see every byte, and each writer's own: no write-back
+     * caching in the kernel. */
     conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
     /* Plain listings: readdirplus would make the kernel set up an inode
      * for every key of every listing, which costs more than the lookups
-     * it saves (names and attributes are cached for long anyway). */
+     * it saves (names, attributes and listings are cached anyway). */
     conn->want &= ~(FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO);
-    return NULL;
 }
 
 /* The loop ended (unmount or signal). A content no writer closed or
  * fsynced is not stored: mount_files.c names each key left unchanged. */
-static void ekvfs_destroy(void *private_data)
+static void ekvfs_destroy(void *userdata)
 {
-    (void)private_data;
+    (void)userdata;
     ekvfs_lock();
     files_report_unstored();
     ekvfs_unlock();
 }
 
-const struct fuse_operations ekvfs_ops = {
+const struct fuse_lowlevel_ops ekvfs_ops = {
     .init = ekvfs_init,
     .destroy = ekvfs_destroy,
+    .lookup = ekvfs_lookup,
+    .forget = ekvfs_forget,
+    .forget_multi = ekvfs_forget_multi,
     .getattr = ekvfs_getattr,
+    .setattr = ekvfs_setattr,
     .statfs = ekvfs_statfs,
+    .opendir = ekvfs_opendir,
     .readdir = ekvfs_readdir,
+    .releasedir = ekvfs_releasedir,
     .open = ekvfs_open,
     .create = ekvfs_create,
+    .mknod = ekvfs_mknod,
     .read = ekvfs_read,
     .write = ekvfs_write,
     .flush = ekvfs_flush,
     .fsync = ekvfs_fsync,
     .release = ekvfs_release,
-    .truncate = ekvfs_truncate,
     .unlink = ekvfs_unlink,
+    .rmdir = ekvfs_rmdir,
     .rename = ekvfs_rename,
-    .chmod = ekvfs_chmod,
-    .chown = ekvfs_chown,
-    .utimens = ekvfs_utimens,
     .mkdir = ekvfs_mkdir,
-    .mknod = ekvfs_mknod,
     .symlink = ekvfs_symlink,
     .link = ekvfs_link,
     .getxattr = ekvfs_getxattr,

@@ -274,6 +274,144 @@ def readonly_mount_reads_through_page_cache():
         eq(m.stderr().count("opcode: READ "), 1, "READ requests")
 
 
+def read_rest(fd):
+    chunks = []
+    while True:
+        b = os.read(fd, 1000)
+        if not b:
+            return b"".join(chunks)
+        chunks.append(b)
+
+
+def stale_replies(m):
+    return m.stderr().count("error: -116 ")
+
+
+@test
+def cached_reader_keeps_its_value_across_a_rewrite():
+    """A file opened read-only reads through the page cache. A writer that
+    comes while it is open is not refused: the kernel is sent to a new
+    file for the key (ESTALE, then a new lookup), the writer stores, and
+    everyone else sees the new size and content at once, while the open
+    reader still reads its whole old value, even after its pages are
+    dropped, and fstat shows it the old size. (-s makes the order of
+    requests, and so the reader's caching, certain.)"""
+    imgs = T().images(bs=512, bc=2048)
+    old, new = b"A" * 9000, b"B" * 5000
+    with Mount(imgs, flags=["-d", "-s"]) as m:
+        obs = Observer()
+        p = m.p("k")
+        write_file(p, old)
+        fa = os.open(p, os.O_RDONLY)
+        first = os.read(fa, 3000)
+        before = stale_replies(m)
+        write_file(p, new)   # O_TRUNC: must succeed
+        check(stale_replies(m) > before,
+              "the writer's open was not sent to a new file (no ESTALE "
+              "in the debug log): the reader was not cached")
+        eq(obs.ask("stat", p), len(new), "another process's stat")
+        eq(obs.ask("read", p), new.decode(), "another process's read")
+        eq(os.stat(p).st_size, len(new), "stat by name")
+        os.posix_fadvise(fa, 0, 0, os.POSIX_FADV_DONTNEED)
+        eq(os.fstat(fa).st_size, len(old), "fstat of the open reader")
+        eq(first + read_rest(fa), old, "the open reader's value")
+        os.close(fa)
+        with open(p, "rb") as f:
+            eq(f.read(), new, "a new open")
+        # And again on the key's new file: readers, then a writer.
+        fb = os.open(p, os.O_RDONLY)
+        write_file(p, old)
+        os.posix_fadvise(fb, 0, 0, os.POSIX_FADV_DONTNEED)
+        eq(read_rest(fb), new, "second reader's value")
+        os.close(fb)
+        eq(obs.ask("read", p), old.decode(), "after the second rewrite")
+    # The last value is what the store holds.
+    eq(F.values(imgs), {b"k": old}, "stored value")
+
+
+@test
+def cached_reader_keeps_its_value_across_truncate_and_rename():
+    """truncate(2) by name and a rename over the key while a reader has it
+    open through the page cache: the reader keeps its whole value, the
+    others see the change at once."""
+    imgs = T().images(bs=512, bc=2048)
+    old = b"C" * 7000
+    with Mount(imgs, flags=["-s"]) as m:
+        obs = Observer()
+        p, q = m.p("k"), m.p("j")
+        write_file(p, old)
+        fa = os.open(p, os.O_RDONLY)
+        os.truncate(p, 100)
+        eq(obs.ask("stat", p), 100, "size after truncate")
+        eq(obs.ask("read", p), "C" * 100, "content after truncate")
+        os.posix_fadvise(fa, 0, 0, os.POSIX_FADV_DONTNEED)
+        eq(read_rest(fa), old, "reader across the truncate")
+        os.close(fa)
+        write_file(q, b"renamed")
+        fb = os.open(p, os.O_RDONLY)
+        os.rename(q, p)
+        eq(obs.ask("read", p), "renamed", "content after rename")
+        eq(obs.ask("list", m.mnt), ["k"], "listing after rename")
+        os.posix_fadvise(fb, 0, 0, os.POSIX_FADV_DONTNEED)
+        eq(read_rest(fb), b"C" * 100, "reader across the rename")
+        os.close(fb)
+
+
+@test
+def stored_values_are_read_and_stat_from_the_cache():
+    """After a close stores a value, opens for reading are served by the
+    page cache (no READ request reaches the daemon), and stat after such
+    reads needs no GETATTR: what the kernel caches stays usable."""
+    imgs = T().images(bs=512, bc=2048)
+    v = bytes(range(256)) * 40 + b"tail"
+    with Mount(imgs, flags=["-d"]) as m:
+        p = m.p("k")
+        write_file(p, v)
+        # The writer's RELEASE is answered after close returns; a reader
+        # that came first would share the file with a writer.
+        F.wait_for(lambda: m.stderr().count("opcode: RELEASE") >= 1, 10,
+                   "the writer's release")
+        reads = m.stderr().count("opcode: READ ")
+        for _ in range(3):
+            with open(m.p("k"), "rb") as f:
+                eq(f.read(), v, "read back")
+        eq(m.stderr().count("opcode: READ ") - reads, 0, "READ requests")
+        getattrs = m.stderr().count("opcode: GETATTR")
+        for _ in range(3):
+            eq(os.stat(p).st_size, len(v), "stat")
+        eq(m.stderr().count("opcode: GETATTR") - getattrs, 0,
+           "GETATTR requests for stat after reads")
+
+
+@test
+def listings_are_cached_and_stay_current():
+    """The kernel keeps directory listings: listing twice costs one
+    READDIR pass, and every create, unlink and rename shows in the next
+    listing, in this process and in another."""
+    imgs = T().images(bs=512, bc=2048)
+    with Mount(imgs, flags=["-d"]) as m:
+        obs = Observer()
+        for i in range(50):
+            write_file(m.p("f%02d" % i), b"x")
+        names = sorted("f%02d" % i for i in range(50))
+        eq(sorted(os.listdir(m.mnt)), names, "first listing")
+        n = m.stderr().count("opcode: READDIR")
+        eq(sorted(os.listdir(m.mnt)), names, "second listing")
+        eq(m.stderr().count("opcode: READDIR"), n, "READDIRs of a repeat")
+        write_file(m.p("new"), b"y")
+        names = sorted(names + ["new"])
+        eq(sorted(os.listdir(m.mnt)), names, "after create")
+        eq(obs.ask("list", m.mnt), names, "after create, other process")
+        os.unlink(m.p("f00"))
+        names.remove("f00")
+        eq(sorted(os.listdir(m.mnt)), names, "after unlink")
+        eq(obs.ask("list", m.mnt), names, "after unlink, other process")
+        os.rename(m.p("f01"), m.p("g01"))
+        names = sorted([x for x in names if x != "f01"] + ["g01"])
+        eq(sorted(os.listdir(m.mnt)), names, "after rename")
+        eq(obs.ask("list", m.mnt), names, "after rename, other process")
+
+
 def main():
     argv = sys.argv[1:]
     if "--testdata" in argv:
