@@ -14,6 +14,21 @@
 # Prints figures and ratios, never pass/fail, and never fails because
 # littlefs-fuse is missing ("littlefs-fuse not available").
 #
+# littlefs-fuse is the FUSE front end of littlefs, published by the littlefs
+# project (github.com/littlefs-project/littlefs-fuse, with littlefs itself
+# in its littlefs/ directory). Debian does not package it, and this project
+# does not fetch it: to compare with it, build it yourself. It is written
+# for the FUSE 2 API, so it needs the libfuse 2 headers and library
+# (Debian's libfuse-dev, which installs beside libfuse3-dev; its static
+# libfuse.a also works unpacked in a scratch directory); its Makefile
+# builds a binary called `lfs`. Put that binary on PATH under the name
+# `lfs-fuse`. The bench formats a 64 MiB file of 4096-byte blocks with it
+# (`--format --block_size=4096 --block_count=16384`; a plain file has no
+# geometry to ask for, so both are given), runs it in the foreground of a
+# background job (`-f`), and unmounts it with fusermount3. littlefs-fuse
+# is durable too: littlefs ends each metadata commit with the block
+# device's sync, which littlefs-fuse implements as fsync() of the image.
+#
 # usage: tests/bench/fuse_bench.sh [BUILD_DIR]     (default: ./build)
 # Needs root (or FUSE access), /dev/fuse and python3.
 set -euo pipefail
@@ -38,6 +53,7 @@ mnt=$work/mnt
 lmnt=$work/lfs-mnt
 tmpfs_dir=
 daemon=
+lfs_daemon=
 mkdir -p "$mnt" "$lmnt"
 
 cleanup() {
@@ -47,6 +63,7 @@ cleanup() {
         fi
     done
     [ -n "$daemon" ] && wait "$daemon" 2>/dev/null || true
+    [ -n "$lfs_daemon" ] && wait "$lfs_daemon" 2>/dev/null || true
     [ -n "$tmpfs_dir" ] && rm -rf "$tmpfs_dir"
     rm -rf "$work"
 }
@@ -117,21 +134,59 @@ else
 fi
 tmpfs=$(run_fsbench "$tmpfs_dir")
 
-# littlefs-fuse, when installed (it is not packaged in Debian).
+# littlefs-fuse, when an lfs-fuse binary is on PATH (see the header). Each
+# step returns non-zero on failure, so that a broken lfs-fuse gives a note,
+# not a failed bench.
 lfs=
 lfs_note="littlefs-fuse not available"
+lfs_log=$work/lfs.log
+lopts=(--block_size=4096 --block_count="$blocks")
+
+mount_lfs() {  # IMAGE - lfs-fuse in the foreground of a background job
+    lfs-fuse -f "${lopts[@]}" "$1" "$lmnt" >>"$lfs_log" 2>&1 &
+    lfs_daemon=$!
+    for _ in $(seq 200); do
+        mountpoint -q "$lmnt" && return 0
+        if ! kill -0 "$lfs_daemon" 2>/dev/null; then
+            wait "$lfs_daemon" || true
+            lfs_daemon=
+            return 1
+        fi
+        sleep 0.05
+    done
+    echo "lfs-fuse: mount did not appear within 10 s" >>"$lfs_log"
+    kill "$lfs_daemon" 2>/dev/null || true
+    wait "$lfs_daemon" || true
+    lfs_daemon=
+    return 1
+}
+
+unmount_lfs() {  # waits for lfs-fuse to unmount littlefs and exit
+    fusermount3 -u "$lmnt" || umount -l "$lmnt" || true
+    wait "$lfs_daemon" || true
+    lfs_daemon=
+}
+
 if command -v lfs-fuse >/dev/null 2>&1; then
     limg=$work/lfs.img
     dd if=/dev/zero of="$limg" bs=1M count=64 status=none
-    lopts=(--block_size=4096 --block_count="$blocks")
-    if lfs-fuse --format "${lopts[@]}" "$limg" >"$work/lfs.log" 2>&1 &&
-       lfs-fuse "${lopts[@]}" "$limg" "$lmnt" >>"$work/lfs.log" 2>&1 &&
-       mountpoint -q "$lmnt"; then
-        lfs=$(run_fsbench "$lmnt" || true)
-        fusermount3 -u "$lmnt" || umount -l "$lmnt" || true
-        lfs_note="littlefs-fuse: $(command -v lfs-fuse)"
+    lfs_ver=$(timeout 5 lfs-fuse --version 2>&1 </dev/null |
+              awk '/^littlefs-fuse version/ {v = $3} /^littlefs version/ {l = $3}
+                   END {if (v != "") print v ", littlefs " l}') || true
+    if ! timeout 60 lfs-fuse --format "${lopts[@]}" "$limg" >"$lfs_log" 2>&1; then
+        lfs_note="littlefs-fuse failed to format: $(tail -n 1 "$lfs_log")"
+    elif ! mount_lfs "$limg"; then
+        lfs_note="littlefs-fuse failed to mount: $(tail -n 1 "$lfs_log")"
     else
-        lfs_note="littlefs-fuse failed to mount: $(tail -n 1 "$work/lfs.log")"
+        # What the mount reports (statfs), to show the geometry is the one asked for.
+        lgeo=$(stat -f -c '%b blocks of %S bytes' "$lmnt" 2>/dev/null || echo "geometry unknown")
+        if lfs=$(run_fsbench "$lmnt"); then
+            lfs_note="littlefs-fuse: $(command -v lfs-fuse) (${lfs_ver:-version unknown}), $lgeo, defaults otherwise"
+        else
+            lfs=
+            lfs_note="littlefs-fuse: fsbench failed on its mount"
+        fi
+        unmount_lfs
     fi
 fi
 
