@@ -310,6 +310,10 @@ static void usage(FILE *f)
             "                     each image (length: from its header);\n"
             "                     N:N:... gives one value per image\n"
             "  -o nocache         no caching of names, attributes, listings\n"
+            "                     or read-only files\n"
+            "  -o entry_timeout=S,attr_timeout=S,negative_timeout=S\n"
+            "                     seconds the kernel keeps names, attributes\n"
+            "                     and missing names (default 30)\n"
             "  -o OPT             other FUSE options (allow_other, ...)\n"
             "\n"
             "See embedkvfs(1).\n",
