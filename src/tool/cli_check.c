@@ -59,13 +59,14 @@ static const char check_help[] =
     "per replica its header, geometry, block and record counts and what\n"
     "recovery would erase; then the keys whose replicas differ (missing,\n"
     "older generation, corrupt copy).\n"
-    "  --json   one JSON object (see embedkvfs(1))\n"
+    "  --json           one JSON object (see embedkvfs(1))\n"
+    WINDOW_HELP LOCK_WAIT_HELP HELP_HELP
     "Exit status (fsck(8) style, a sum of): 0 clean; 1 recovery would erase\n"
     "blocks of interrupted writes (no data at risk); 4 errors left (unusable\n"
     "replica, keys that differ: run 'embedkvfs repair'); 8 operational error\n"
     "(an image cannot be opened or read); 16 usage error. With no usable\n"
     "replica at all (e.g. not an embedkv image) the status is 4 and repair\n"
-    "cannot help: format makes a new store.\n" LOCK_WAIT_HELP;
+    "cannot help: format makes a new store.\n";
 
 /* A CRC-valid descriptor found by the raw scan: (key, generation). */
 typedef struct raw_desc {
@@ -732,12 +733,13 @@ static const char repair_help[] =
     "copy. A stale replica is never copied from. Safe against power loss at\n"
     "every step. To replace a lost replica, create a blank file of the\n"
     "right size first (truncate -s).\n"
-    "  --force  images of two stores (same replica_id, or changed apart):\n"
-    "           keep the first image's store and overwrite the others\n"
-    "           (it says which first); without it repair refuses\n"
-    "  --json   the lines on stderr, and one JSON object on stdout:\n"
-    "           status, copied, epoch, every replica's state\n"
-    LOCK_WAIT_HELP
+    "  --force          images of two stores (same replica_id, or changed\n"
+    "                   apart): keep the first image's store and overwrite\n"
+    "                   the others (it says which first); without it\n"
+    "                   repair refuses\n"
+    "  --json           the lines on stderr, and one JSON object on stdout:\n"
+    "                   status, copied, epoch, every replica's state\n"
+    WINDOW_HELP LOCK_WAIT_HELP HELP_HELP
     "Exit: 0 all replicas agree, 2 usage, 4 a replica could not be repaired\n"
     "or the images are not replicas of one store, 5 I/O error, missing or\n"
     "locked image, no space. See embedkvfs(1).\n";
