@@ -139,4 +139,4 @@ grep -hE -A1 -- '^  --wait SECONDS ' "$WORK"/help.* | sort -u >"$WORK/variants"
     fail "--wait is explained differently across the helps: $(cat "$WORK/variants")"
 pass
 
-echo "ok: $checks checks"
+done_ok
