@@ -49,9 +49,18 @@ enum { OPT_WAIT = 0x3001, OPT_NO_WAIT = 0x3002 };
     {"wait", required_argument, NULL, OPT_WAIT},                           \
     {"no-wait", no_argument, NULL, OPT_NO_WAIT}
 #define LOCK_WAIT_HELP                                                     \
-    "  --wait SECONDS  wait at most SECONDS for an image that another\n"    \
-    "                  process (e.g. an ending mount) has locked (default\n" \
-    "                  5); --no-wait fails at once\n"
+    "  --wait SECONDS   wait at most SECONDS (default 5) for an image that\n" \
+    "                   another process (e.g. an ending mount) has locked\n" \
+    "  --no-wait        fail at once on a locked image (as --wait 0)\n"
+/* The --offset/--length lines of a --help (main.c takes the options out
+ * for every subcommand, window.h); commands whose window means more say
+ * it in their own words, in the same form. */
+#define WINDOW_HELP                                                        \
+    "  --offset N, --length N   the store is the window [N, N+length) of\n" \
+    "                   each image file (N:N:... one value per image)\n"
+/* The --help line of every subcommand. */
+#define HELP_HELP "  -h, --help       print this help and exit\n"
+
 /* 1: c was --wait or --no-wait and is applied; 0: c is another option;
  * -1: a bad value (the usage error is printed). */
 int lock_wait_opt(const char *cmd, int c, const char *arg);

@@ -43,7 +43,7 @@ static int set_bytes(json_t *obj, const char *name, const uint8_t *b,
 /* -------------------------------------------------------------- export */
 
 static const char export_help[] =
-    "usage: embedkvfs export IMAGE...\n"
+    "usage: embedkvfs export [--wait S] IMAGE...\n"
     "Write every key and value of the store on IMAGE... (replicas) as one\n"
     "JSON document on standard output, keys sorted bytewise:\n"
     "  {\"format\": \"embedkv-export-1\", \"block_size\": N, \"block_count\": N,\n"
@@ -52,18 +52,24 @@ static const char export_help[] =
     "Bytes that are valid UTF-8 without NUL are JSON strings as they are;\n"
     "any other bytes are given base64-encoded in the _base64 field.\n"
     "import and format --from read the document back. Never writes.\n"
-    "  --offset N, --length N   the store is a window of the file\n"
+    WINDOW_HELP LOCK_WAIT_HELP HELP_HELP
     "Exit: 0 ok, 2 usage, 4 not an image or corrupt, 5 I/O error.\n";
 
 int cmd_export(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"help", no_argument, NULL, 'h'},
+        LOCK_WAIT_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
-    int c;
+    int c, w;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if ((w = lock_wait_opt("export", c, optarg)) != 0) {
+            if (w < 0)
+                return EXIT_USAGE;
+            continue;
+        }
         if (c == 'h') {
             fputs(export_help, stdout);
             return EXIT_OK;
@@ -133,7 +139,7 @@ out:
 /* -------------------------------------------------------------- import */
 
 static const char import_help[] =
-    "usage: embedkvfs import [--replace] [-f FILE] IMAGE...\n"
+    "usage: embedkvfs import [--replace] [-f FILE] [--wait S] IMAGE...\n"
     "Store every key of an export document (from standard input or FILE;\n"
     "JSON as export writes it, or CSV key,encoding,value rows) in the store\n"
     "on IMAGE..., in one open of the store. The document is read and\n"
@@ -142,7 +148,7 @@ static const char import_help[] =
     "same are not rewritten.\n"
     "  -f, --file FILE  read the document from FILE ('-': standard input)\n"
     "  --replace        also delete the keys that are not in the document\n"
-    "  --offset N, --length N   the store is a window of the file\n"
+    WINDOW_HELP LOCK_WAIT_HELP HELP_HELP
     "Exit: 0 ok, 2 usage or bad document, 4 not an image or corrupt,\n"
     "5 I/O error, locked image or no space.\n";
 
@@ -198,12 +204,18 @@ int cmd_import(int argc, char **argv)
         {"replace", no_argument, NULL, 'r'},
         {"file", required_argument, NULL, 'f'},
         {"help", no_argument, NULL, 'h'},
+        LOCK_WAIT_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
-    int replace = 0, c;
+    int replace = 0, c, w;
     const char *file = "-";
     opterr = 0;
     while ((c = getopt_long(argc, argv, "f:h", opts, NULL)) != -1) {
+        if ((w = lock_wait_opt("import", c, optarg)) != 0) {
+            if (w < 0)
+                return EXIT_USAGE;
+            continue;
+        }
         switch (c) {
         case 'r': replace = 1; break;
         case 'f': file = optarg; break;
@@ -364,7 +376,7 @@ out:
 /* ------------------------------------------------------------- extract */
 
 static const char extract_help[] =
-    "usage: embedkvfs extract [--force] IMAGE... DIR\n"
+    "usage: embedkvfs extract [--force] [--wait S] IMAGE... DIR\n"
     "Write every key of the store on IMAGE... as a file in DIR (created if\n"
     "missing), named by the key's escaped name (as ls prints it), holding\n"
     "the value. 'format --from DIR' builds the store back. Existing files\n"
@@ -372,7 +384,7 @@ static const char extract_help[] =
     "Keys too long for a file name (shortened names) are skipped with a\n"
     "warning and exit 1. Never writes to an image.\n"
     "  --force          overwrite existing files\n"
-    "  --offset N, --length N   the store is a window of the file\n"
+    WINDOW_HELP LOCK_WAIT_HELP HELP_HELP
     "Exit: 0 ok, 1 keys skipped or files exist, 2 usage, 4 not an image,\n"
     "5 I/O error.\n";
 
@@ -424,11 +436,17 @@ int cmd_extract(int argc, char **argv)
     static const struct option opts[] = {
         {"force", no_argument, NULL, 'F'},
         {"help", no_argument, NULL, 'h'},
+        LOCK_WAIT_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
-    int force = 0, c;
+    int force = 0, c, w;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if ((w = lock_wait_opt("extract", c, optarg)) != 0) {
+            if (w < 0)
+                return EXIT_USAGE;
+            continue;
+        }
         switch (c) {
         case 'F': force = 1; break;
         case 'h': fputs(extract_help, stdout); return EXIT_OK;

@@ -17,17 +17,18 @@
 #include "window.h"
 
 static const char diff_help[] =
-    "usage: embedkvfs diff [--json] A B\n"
+    "usage: embedkvfs diff [--json] [--wait S] A B\n"
     "Compare the stores A and B; each is an image or a replica set given\n"
     "as its images joined by commas (a0.img,a1.img). Prints one line per\n"
     "difference, keys sorted bytewise, names escaped as ls prints them:\n"
     "  - NAME   only in A\n"
     "  + NAME   only in B\n"
     "  ~ NAME   in both, with different values\n"
-    "  --json   {\"only_a\": [..], \"only_b\": [..], \"differ\": [..]}, each\n"
-    "           entry {\"name\": NAME, \"key_hex\": HEX}\n"
+    "  --json           {\"only_a\": [..], \"only_b\": [..], \"differ\": [..]},\n"
+    "                   each entry {\"name\": NAME, \"key_hex\": HEX}\n"
     "  --offset N, --length N   windows: one value for every image, or\n"
-    "           N:N:... one per image, A's images then B's\n"
+    "                   N:N:... one per image, A's images then B's\n"
+    LOCK_WAIT_HELP HELP_HELP
     "Never writes. Exit: 0 same keys and values, 1 different, 2 usage,\n"
     "4 not an image or corrupt, 5 I/O error, missing or locked image.\n";
 
@@ -84,11 +85,17 @@ static int diff_main(int argc, char **argv)
     static const struct option opts[] = {
         {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},
+        LOCK_WAIT_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
-    int json = 0, c;
+    int json = 0, c, w;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if ((w = lock_wait_opt("diff", c, optarg)) != 0) {
+            if (w < 0)
+                return EXIT_USAGE;
+            continue;
+        }
         switch (c) {
         case 'j': json = 1; break;
         case 'h': fputs(diff_help, stdout); return EXIT_OK;

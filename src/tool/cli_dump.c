@@ -29,12 +29,12 @@ static const char dump_help[] =
     "Print every block of IMAGE (an image or a raw flash dump): index, type\n"
     "(header, descriptor, chunk, free, garbage), whether its CRC is right,\n"
     "and its header fields. Never writes.\n"
-    "  --block-size N   block size to use; needed when block 0 holds no\n"
-    "                   valid storage header\n"
+    "  -b, --block-size N   block size to use; needed when block 0 holds\n"
+    "                   no valid storage header\n"
     "  --json           one JSON object (see embedkvfs(1))\n"
     "  --offset N, --length N   dump the window [N, N+length) of the file\n"
     "                   (length: the header's geometry, else to the end)\n"
-    LOCK_WAIT_HELP "Holes of a sparse file are not read (they are zeros).\n"
+    LOCK_WAIT_HELP HELP_HELP "Holes of a sparse file are not read (they are zeros).\n"
     "Exit: 0 ok, 2 usage, 4 no header and no --block-size, 5 I/O error,\n"
     "missing or locked file.\n";
 

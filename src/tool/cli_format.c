@@ -59,6 +59,7 @@ static const char format_help[] =
     "  --offset N, --length N   format the window [N, N+length) of an\n"
     "                   existing file (a dump): nothing outside it is\n"
     "                   written and the file keeps its size\n"
+    HELP_HELP
     "Without --force only new files and blank files (all 0x00, e.g. made by\n"
     "truncate -s, or all 0xFF) are written. FIFOs, sockets, character\n"
     "devices and dangling symbolic links are refused, even with --force.\n"

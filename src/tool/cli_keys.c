@@ -28,7 +28,7 @@
     "                  IMAGE\n"                                            \
     "Put '--' before a KEY that starts with '-'. A last argument that is an\n" \
     "embedkv image is refused as a KEY (the KEY was left out?) unless it\n" \
-    "follows '--' or -k.\n" LOCK_WAIT_HELP
+    "follows '--' or -k.\n" WINDOW_HELP LOCK_WAIT_HELP HELP_HELP
 
 #define EXIT_HELP                                                          \
     "Exit: 0 ok, 2 usage or key too long, 3 no such key, 4 not an image or\n" \
@@ -96,11 +96,11 @@ static const char ls_help[] =
     "List the keys of the store on IMAGE... (replicas), one per line, as\n"
     "their escaped file names (the names the mount shows), sorted bytewise\n"
     "by key.\n"
-    "  -l           also value size, generation and one state character per\n"
-    "               replica: '=' holds the newest generation, '<' only an\n"
-    "               older one, '-' none, '?' replica unusable\n"
-    "  --json       one JSON object (see embedkvfs(1))\n"
-    LOCK_WAIT_HELP "Never writes to an image. " EXIT_HELP;
+    "  -l, --long       also value size, generation and one state character\n"
+    "                   per replica: '=' holds the newest generation, '<'\n"
+    "                   only an older one, '-' none, '?' replica unusable\n"
+    "  --json           one JSON object (see embedkvfs(1))\n"
+    WINDOW_HELP LOCK_WAIT_HELP HELP_HELP "Never writes to an image.\n" EXIT_HELP;
 
 /* One state character per replica for key item it. */
 static void replica_states(const images *im, const key_item *it, char *out)
@@ -223,7 +223,7 @@ static const char get_help[] =
     "       embedkvfs get [-e | -x] [--wait S] -k KEY IMAGE...\n"
     "Write the value of KEY to standard output, byte for byte. The whole\n"
     "value is read and verified first: on an error nothing is written.\n"
-    KEY_FORM_HELP "Never writes to an image. " EXIT_HELP;
+    KEY_FORM_HELP "Never writes to an image.\n" EXIT_HELP;
 
 /* Read key k's whole value into a malloc'd buffer. */
 static int read_value(ekv_store *s, const key_arg *k, uint8_t **out,

@@ -29,8 +29,10 @@ static const char locate_help[] =
     "block count, replica_id, format_seq and number of keys (counted by a\n"
     "read-only open; '?' when that fails). Use the offset and length with\n"
     "--offset/--length of the other commands, or mount -o offset=.\n"
-    "  --json    a JSON array of objects (offset, length, block_size,\n"
-    "            block_count, replica_id, format_seq, keys)\n"
+    "  --json           a JSON array of objects (offset, length,\n"
+    "                   block_size, block_count, replica_id, format_seq,\n"
+    "                   keys)\n"
+    HELP_HELP
     "Exit: 0 at least one store found, 1 none found, 2 usage, 5 I/O error.\n";
 
 #define ALIGN 64u
@@ -110,12 +112,12 @@ int cmd_locate(int argc, char **argv)
         default: return bad_option("locate", EXIT_USAGE, argv, optopt);
         }
     }
-    if (argc - optind != 1)
-        return usage_error("locate", EXIT_USAGE, "need exactly one FILE");
     if (window_given())
         return usage_error("locate", EXIT_USAGE,
                            "locate scans the whole FILE: --offset and "
                            "--length do not apply");
+    if (argc - optind != 1)
+        return usage_error("locate", EXIT_USAGE, "need exactly one FILE");
     const char *path = argv[optind];
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     struct stat st;

@@ -8,7 +8,7 @@ _embedkvfs()
     prev=${COMP_WORDS[COMP_CWORD-1]}
     local commands="mount format ls get put rm check repair dump locate
         export import extract diff help"
-    local window="--offset --length"
+    local window="--offset --length" wait="--wait --no-wait"
 
     if [ "$COMP_CWORD" -eq 1 ]; then
         COMPREPLY=($(compgen -W "$commands --help --version" -- "$cur"))
@@ -17,8 +17,10 @@ _embedkvfs()
     cmd=${COMP_WORDS[1]}
 
     case $prev in
-    --offset|--length|--block-size|--blocks|--size)
+    --offset|--length|--block-size|-b|--blocks|--size|--wait)
         return ;;   # a number
+    -k|--key)
+        return ;;   # a key
     --erase-byte)
         COMPREPLY=($(compgen -W "00 ff" -- "$cur")); return ;;
     --from|-f|--file)
@@ -33,24 +35,24 @@ _embedkvfs()
 
     local opts
     case $cmd in
-    mount)   opts="-f -d -s -o --help" ;;
+    mount)   opts="-f -d -s -o --help"; wait= ;;
     format)  opts="--block-size --blocks --size --erase-byte --keep-data
-                   --force --from --help" ;;
-    ls)      opts="-l --json --help" ;;
-    get|rm)  opts="-e -x --escaped --hex --help" ;;
-    put)     opts="-e -x -f --escaped --hex --file --help" ;;
+                   --force --from --help"; wait= ;;
+    ls)      opts="-l --long --json --help" ;;
+    get|rm)  opts="-e -x -k --escaped --hex --key --help" ;;
+    put)     opts="-e -x -k -f --escaped --hex --key --file --help" ;;
     check)   opts="--json --help" ;;
-    repair)  opts="--help" ;;
-    dump)    opts="--json --block-size --help" ;;
-    locate)  opts="--json --help"; window= ;;
+    repair)  opts="--force --json --help" ;;
+    dump)    opts="-b --block-size --json --help" ;;
+    locate)  opts="--json --help"; window=; wait= ;;
     export)  opts="--help" ;;
     import)  opts="--replace -f --file --help" ;;
     extract) opts="--force --help" ;;
     diff)    opts="--json --help" ;;
-    *)       opts= ;;
+    *)       opts=; wait= ;;
     esac
     if [[ $cur == -* ]]; then
-        COMPREPLY=($(compgen -W "$opts $window" -- "$cur"))
+        COMPREPLY=($(compgen -W "$opts $window $wait" -- "$cur"))
         return
     fi
     compopt -o filenames 2>/dev/null

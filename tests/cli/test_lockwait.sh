@@ -9,10 +9,16 @@ printf v | "$EKV" put a.img k || fail "put"
 
 # --- the options --------------------------------------------------------------
 hold_lock a.img
-for cmd in "ls" "get" "put" "rm" "check" "repair" "dump"; do
+mkdir xdir
+echo '{"format": "embedkv-export-1", "keys": []}' >doc.json
+for cmd in "ls" "get" "put" "rm" "check" "repair" "dump" "export" "import" \
+           "extract" "diff"; do
     case $cmd in
     get | rm) args="a.img k" ;;
     put) args="a.img k2" ;;
+    import) args="-f doc.json a.img" ;;
+    extract) args="a.img xdir" ;;
+    diff) args="a.img a.img" ;;
     *) args="a.img" ;;
     esac
     # shellcheck disable=SC2086

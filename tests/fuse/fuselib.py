@@ -147,6 +147,98 @@ def sha256(path):
         return hashlib.sha256(f.read()).hexdigest()
 
 
+# ---- key names ----------------------------------------------------------------
+# The test-side model of how a key becomes a file name (embedkvfs(1), "File
+# names"), written from the manual, not from src/tool/names.c. The
+# cli-names-model test (tests/cli/test_names_model.py) holds it against
+# what the tool itself prints for a set of tricky keys, so the two cannot
+# drift apart unnoticed.
+
+# Code points written as %XX of their UTF-8 bytes although valid: what a
+# terminal obeys, or what hides or reorders text.
+INVISIBLE_RANGES = (
+    (0x0080, 0x009F),  # C1 controls (U+009B is CSI)
+    (0x061C, 0x061C),  # arabic letter mark
+    (0x200B, 0x200B),  # zero width space
+    (0x200E, 0x200F),  # left-to-right and right-to-left marks
+    (0x2028, 0x202E),  # line/paragraph separators, bidi embeddings and
+                       # overrides
+    (0x2060, 0x206F),  # word joiner, invisible operators, bidi isolates
+    (0xFEFF, 0xFEFF),  # zero width no-break space (BOM)
+    (0xFFF9, 0xFFFB),  # interlinear annotation characters
+)
+NAME_MAX = 255       # longer escaped names are shortened
+SHORT_PREFIX = 200   # bytes of the escaped name a shortened name keeps
+
+
+def utf8_seq_len(b, i):
+    """Length of the valid UTF-8 sequence at b[i] (1 for ASCII), or 0 if
+    b[i] starts none (stray continuation, overlong, surrogate, > U+10FFFF,
+    truncated)."""
+    c = b[i]
+    if c < 0x80:
+        return 1
+    if 0xC2 <= c <= 0xDF:
+        n = 2
+    elif 0xE0 <= c <= 0xEF:
+        n = 3
+    elif 0xF0 <= c <= 0xF4:
+        n = 4
+    else:
+        return 0
+    seq = b[i:i + n]
+    if len(seq) != n:
+        return 0
+    try:
+        seq.decode("utf-8")  # strict: no overlongs, no surrogates
+    except UnicodeDecodeError:
+        return 0
+    return n
+
+
+def invisible(cp):
+    return any(lo <= cp <= hi for lo, hi in INVISIBLE_RANGES)
+
+
+def name_hash(key):
+    """FNV-1a 64 of the key: the tail of a shortened name."""
+    h = 14695981039346656037
+    for c in key:
+        h = ((h ^ c) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+def escape_key(key):
+    """The file name (bytes) of a key (bytes), as the mount and ls show it."""
+    if key == b"":
+        return b"%"
+    dots = key in (b".", b"..")
+    out = bytearray()
+    i = 0
+    while i < len(key):
+        c = key[i]
+        n = utf8_seq_len(key, i)
+        if n == 1 and not (c < 0x20 or c == 0x7F or c in b"/%") and not dots:
+            out.append(c)
+        elif n > 1 and not invisible(ord(key[i:i + n].decode("utf-8"))):
+            out += key[i:i + n]
+        else:
+            # One byte, or every byte of an invisible character.
+            for b in key[i:i + max(n, 1)]:
+                out += b"%%%02X" % b
+        i += max(n, 1)
+    if len(out) <= NAME_MAX:
+        return bytes(out)
+    # Too long: a prefix cut where it splits neither a UTF-8 character nor
+    # a %XX escape, then %# and the key's hash in 16 upper-case hex digits.
+    cut = SHORT_PREFIX
+    while cut > 0 and ((out[cut] & 0xC0) == 0x80 or
+                       (cut >= 1 and out[cut - 1] == 0x25) or
+                       (cut >= 2 and out[cut - 2] == 0x25)):
+        cut -= 1
+    return bytes(out[:cut]) + b"%%#%016X" % name_hash(key)
+
+
 # ---- images -----------------------------------------------------------------
 
 def fmt(images, bs=512, bc=256):
