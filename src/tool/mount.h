@@ -74,6 +74,14 @@ struct node {
                                  nothing but the stored value */
     bool pages_suspect;       /* a write raced a push of the pages: not
                                  pages_ok when the writers are gone */
+    bool pages_warm;          /* and the stored value's length is known
+                                 to be what the kernel was told: readers
+                                 may load it lazily (mount_files.c) */
+    unsigned nlazy;           /* readers that have not loaded their value */
+    uint8_t *frozen;          /* the value the lazy readers read, loaded
+                                 at their first READ or before the key
+                                 changes (frozen_len bytes) */
+    size_t frozen_len;
     uint64_t changes;         /* writes and truncates of the content */
     uint64_t frozen_size;     /* retired: the size its readers see */
     mode_t mode;
@@ -99,6 +107,7 @@ struct handle {
     size_t snap_len;
     bool writable, append;
     bool cached;                  /* read-only through the page cache */
+    bool lazy;                    /* reads node->frozen, snap_len long */
     bool wrote;                   /* changed the content since it was
                                      last stored: its close stores it */
 };
@@ -237,6 +246,9 @@ void ekvfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
                  struct fuse_file_info *fi);
 void ekvfs_release(fuse_req_t req, fuse_ino_t ino,
                    struct fuse_file_info *fi);
+/* Before n's key is deleted or replaced: give n's lazy readers their
+ * value (see mount_files.c). Needs the lock. */
+int files_freeze(struct node *n);
 /* Free the handle of an open or create whose reply the kernel never got
  * (nobody will close it); call unlocked. */
 void files_abandon(struct fuse_file_info *fi);

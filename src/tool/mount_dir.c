@@ -205,10 +205,12 @@ void ekvfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
     keybuf kb;
     ekvfs_lock();
     int err = resolve(parent, name, &kb, LOOKUP);
+    struct node *n = err ? NULL : node_find(kb.p, kb.len);
+    if (n)
+        err = files_freeze(n); /* its readers keep their value */
     if (!err)
         err = to_errno(ekv_delete(fs.store, kb.p, kb.len));
     if (!err) {
-        struct node *n = node_find(kb.p, kb.len);
         if (n)
             node_unlink(n); /* open handles keep their content */
         root_changed();
@@ -264,7 +266,10 @@ static int rename_keys(fuse_ino_t parent, const char *name,
         err = -ENOMEM;
         goto out;
     }
-    err = load_value(src.p, src.len, si.value_size, &val, &len);
+    dn = node_find(dst.p, dst.len);
+    err = dn ? files_freeze(dn) : 0; /* its readers keep their value */
+    if (!err)
+        err = load_value(src.p, src.len, si.value_size, &val, &len);
     if (!err)
         err = put_value(dst.p, dst.len, val, len, FLUSH_DEFER_ERASE);
     if (!err)

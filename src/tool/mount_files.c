@@ -21,6 +21,15 @@
  *   retirement made way for cannot be refused twice.
  * - A read-only open while a writer has the key open bypasses the page
  *   cache (direct_io) and leaves the writers' pages alone.
+ * - A reader that finds the pages trusted and warm (the kernel likely
+ *   holds the whole value, of the length it was told) loads nothing at
+ *   open: it is lazy. Its first READ, if the kernel ever sends one, loads
+ *   the value into the node (frozen, shared by all lazy readers); so does
+ *   anything that is about to delete or replace the key first (a writer,
+ *   truncate, unlink, a rename over it). Until then the store holds the
+ *   very value the reader opened. If that load finds a value of another
+ *   length (its newest copy no longer verifies), the read fails with EIO
+ *   rather than mix two copies.
  *
  * Each function takes fs.lock.
  */
@@ -150,6 +159,18 @@ static void attach(struct handle *h, struct node *n)
     fs.all.gnext = h;
 }
 
+int files_freeze(struct node *n)
+{
+    if (!n->nlazy || n->frozen || n->unlinked || n->retired)
+        return 0;
+    ekv_key_info info;
+    int err = ekv_stat_key(fs.store, n->key, n->klen, &info);
+    if (!err)
+        err = load_value(n->key, n->klen, info.value_size, &n->frozen,
+                         &n->frozen_len);
+    return err;
+}
+
 /*
  * A writer or a truncate is coming for n. If readers have n open through
  * the page cache, n is retired and the caller fails with ESTALE, after
@@ -169,7 +190,9 @@ static int make_way(struct node *n)
             size = h->snap_len;
             break;
         }
-    int err = node_retire(n, size);
+    int err = files_freeze(n);
+    if (!err)
+        err = node_retire(n, size);
     return err ? err : -ESTALE;
 }
 
@@ -195,6 +218,20 @@ static void reader_mode(struct handle *h, struct node *n,
     }
 }
 
+/* Whether a read-only open of n may load its value lazily (see the top):
+ * it would read through the page cache, which holds the stored value
+ * already. Sets fi's flags for that. */
+static bool lazy_ok(const struct node *n, struct fuse_file_info *fi)
+{
+    bool cached = fs.rdonly ? fs.cache
+                            : fs.cache && !n->nwriters && !n->no_cache;
+    if (!cached || !n->pages_ok || !n->pages_warm || n->loaded ||
+        n->unlinked || n->retired)
+        return false;
+    fi->keep_cache = 1;
+    return true;
+}
+
 /*
  * Open node n for fi (size: its stored size; created: just made empty).
  * A writer joins the node's shared content, loading it if it is the
@@ -215,7 +252,12 @@ static int open_node(struct node *n, struct fuse_file_info *fi,
         return -ENOMEM;
     h->writable = writable;
     h->append = (fi->flags & O_APPEND) != 0;
-    if (!h->writable) {
+    if (!h->writable && lazy_ok(n, fi)) {
+        h->lazy = true;
+        h->snap_len = size;
+        if (!fs.rdonly)
+            h->cached = true;
+    } else if (!h->writable) {
         if (n->loaded && !n->dirty) {
             /* The shared content is what is stored. */
             h->snap = malloc(n->len ? n->len : 1);
@@ -251,10 +293,14 @@ static int open_node(struct node *n, struct fuse_file_info *fi,
         free(h);
         return err;
     }
-    if (h->cached)
+    if (h->cached && !h->lazy) {
         n->pages_ok = true; /* dropped at this open if they were not */
+        n->pages_warm = h->snap_len == size;
+    }
+    if (h->lazy)
+        n->nlazy++;
     if (h->writable)
-        n->pages_ok = false; /* the writers' pages, not the stored value */
+        n->pages_ok = n->pages_warm = false; /* the writers' pages */
     attach(h, n);
     if (trunc) {
         if (n->len)
@@ -420,6 +466,20 @@ void ekvfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     const struct handle *h = H(fi);
     const uint8_t *src = h->writable ? h->node->buf : h->snap;
     size_t len = h->writable ? h->node->len : h->snap_len;
+    if (h->lazy) {
+        struct node *nd = h->node;
+        int err = nd->frozen ? 0 : nd->unlinked || nd->retired
+                                       ? -EIO
+                                       : files_freeze(nd);
+        if (!err && nd->frozen_len != h->snap_len)
+            err = -EIO; /* the value that verifies now is another copy */
+        if (err) {
+            ekvfs_unlock();
+            reply_status(req, err);
+            return;
+        }
+        src = nd->frozen;
+    }
     size_t n = 0;
     if ((uint64_t)off < len) {
         n = len - (size_t)off;
@@ -580,12 +640,17 @@ static bool drop_handle(struct handle *h)
     n->nopen--;
     if (h->cached)
         n->ncached--;
+    if (h->lazy && --n->nlazy == 0) {
+        free(n->frozen);
+        n->frozen = NULL;
+        n->frozen_len = 0;
+    }
     if (h->writable && --n->nwriters == 0) {
         lost = n->dirty && !n->unlinked;
         drop_content(n);
         /* The writers' pages are the stored value, unless they held
          * changes that were lost. */
-        n->pages_ok = !lost && !n->pages_suspect;
+        n->pages_ok = n->pages_warm = !lost && !n->pages_suspect;
         n->pages_suspect = false;
         n->no_cache = false;
     }
@@ -675,7 +740,8 @@ int files_truncate(struct node *n, struct fuse_file_info *fi, off_t size)
     if (!err) {
         node_changed(n);
         if (!n->nwriters)
-            n->pages_ok = false; /* the kernel cut or grew its pages */
+            n->pages_ok = n->pages_warm = false; /* the kernel cut or
+                                                     grew its pages */
         /* A clean content equals the stored value, and still does;
          * a dirty one stays dirty. */
         if (n->loaded && n->len != (uint64_t)size)

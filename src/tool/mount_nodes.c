@@ -122,6 +122,7 @@ static void node_free(struct node *n)
     if (n->anext)
         n->anext->aprev = n->aprev;
     free(n->buf);
+    free(n->frozen);
     free(n->key);
     free(n);
 }

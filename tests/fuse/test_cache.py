@@ -358,6 +358,34 @@ def cached_reader_keeps_its_value_across_truncate_and_rename():
 
 
 @test
+def lazy_reader_keeps_its_value_across_unlink_and_rename():
+    """A reader that opens a value a close just stored loads nothing at
+    open (the page cache holds it). Unlinking the key, or renaming another
+    file over it, while such a reader is open (its pages dropped) must not
+    cost it its value: it reads the whole value it opened."""
+    imgs = T().images(bs=512, bc=2048)
+    with Mount(imgs, flags=["-s"]) as m:
+        obs = Observer()
+        p, q = m.p("k"), m.p("j")
+        for how in ("unlink", "rename"):
+            old = (how.encode() + b"!") * 1500
+            write_file(p, old)
+            fa = os.open(p, os.O_RDONLY)
+            if how == "unlink":
+                os.unlink(p)
+                eq(obs.ask("stat", p), "errno 2", "stat after unlink")
+            else:
+                write_file(q, b"new value")
+                os.rename(q, p)
+                eq(obs.ask("read", p), "new value", "content after rename")
+            os.posix_fadvise(fa, 0, 0, os.POSIX_FADV_DONTNEED)
+            eq(read_rest(fa), old, "reader across the " + how)
+            eq(os.fstat(fa).st_size, len(old), "fstat across the " + how)
+            os.close(fa)
+    eq(F.values(imgs), {b"k": b"new value"}, "stored values")
+
+
+@test
 def stored_values_are_read_and_stat_from_the_cache():
     """After a close stores a value, opens for reading are served by the
     page cache (no READ request reaches the daemon), and stat after such

@@ -499,58 +499,9 @@ def times_for_make_and_cp_p():
 
 # ---- names ---------------------------------------------------------------------
 
-def _utf8_len(b, i):
-    c = b[i]
-    if c < 0x80:
-        return 1
-    if 0xC2 <= c <= 0xDF:
-        n = 2
-    elif 0xE0 <= c <= 0xEF:
-        n = 3
-    elif 0xF0 <= c <= 0xF4:
-        n = 4
-    else:
-        return 0
-    seq = b[i:i + n]
-    if len(seq) != n:
-        return 0
-    try:
-        seq.decode("utf-8")  # strict: no overlongs, no surrogates
-    except UnicodeDecodeError:
-        return 0
-    return n
-
-
-def escape_key(key):
-    """The file name of a key, per embedkvfs(1), written independently of
-    names.c."""
-    if key == b"":
-        return b"%"
-    dots = key in (b".", b"..")
-    out = bytearray()
-    i = 0
-    while i < len(key):
-        c = key[i]
-        n = _utf8_len(key, i)
-        if n == 1 and not (c < 0x20 or c == 0x7F or c in b"/%") and not dots:
-            out.append(c)
-            i += 1
-        elif n > 1:
-            out += key[i:i + n]
-            i += n
-        else:
-            out += b"%%%02X" % c
-            i += 1
-    if len(out) <= 255:
-        return bytes(out)
-    h = 14695981039346656037
-    for c in key:
-        h = ((h ^ c) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
-    cut = 200
-    while cut > 0 and ((out[cut] & 0xC0) == 0x80 or out[cut - 1] == 0x25 or
-                       out[cut - 2] == 0x25):
-        cut -= 1
-    return bytes(out[:cut]) + b"%%#%016X" % h
+# The model of names lives in fuselib (F.escape_key), checked against the
+# tool itself by tests/cli/test_names_model.py.
+escape_key = F.escape_key
 
 
 @test
