@@ -74,8 +74,13 @@ static void *sig_wait_main(void *arg)
 {
     sig_waiter *w = arg;
     int sig = 0;
-    if (sigwait(&w->set, &sig) != 0)
-        return NULL;
+    do {
+        if (sigwait(&w->set, &sig) != 0)
+            return NULL;
+        /* SIGUSR1 is sig_waiter_stop's: the loop ended by itself. */
+        if (sig == SIGUSR1 && w->loop_done)
+            return NULL;
+    } while (sig == SIGUSR1);
     fuse_session_exit(w->se);
     while (!w->loop_done) {
         pthread_kill(w->loop_thread, SIGUSR2);
@@ -102,6 +107,7 @@ static int sig_waiter_start(sig_waiter *w, struct fuse_session *se)
     sigaddset(&w->set, SIGTERM);
     sigaddset(&w->set, SIGINT);
     sigaddset(&w->set, SIGHUP);
+    sigaddset(&w->set, SIGUSR1);
     /* Blocked here, before libfuse starts its workers: they inherit it. */
     if (pthread_sigmask(SIG_BLOCK, &w->set, NULL) != 0)
         return -1;
@@ -117,8 +123,10 @@ static void sig_waiter_stop(sig_waiter *w)
     w->loop_done = 1;
     if (!w->started)
         return;
-    pthread_cancel(w->thread); /* sigwait and nanosleep are cancellation
-                                  points; either way it ends */
+    /* Wake it if it still waits for a signal; if it is interrupting the
+     * loop, it sees loop_done and returns. (No pthread_cancel: unwinding
+     * a thread out of sigwait is more than it needs.) */
+    pthread_kill(w->thread, SIGUSR1);
     pthread_join(w->thread, NULL);
     w->started = 0;
 }
