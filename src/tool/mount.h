@@ -68,8 +68,6 @@ struct node {
     bool has_mode;            /* chmod: mode holds the permission bits */
     bool unlinked;            /* see above: its flushes are dropped */
     bool retired;             /* see above */
-    bool no_cache;            /* readers bypass the page cache: a retired
-                                 node's successor (a writer is coming) */
     bool pages_ok;            /* the kernel's pages of this file can hold
                                  nothing but the stored value */
     bool pages_suspect;       /* a write raced a push of the pages: not
@@ -110,6 +108,7 @@ struct handle {
     bool lazy;                    /* reads node->frozen, snap_len long */
     bool wrote;                   /* changed the content since it was
                                      last stored: its close stores it */
+    uint64_t fh;                  /* its number in the kernel (mount_fh.c) */
 };
 
 /* The one mounted store. */
@@ -134,6 +133,10 @@ struct ekvfs {
     uint64_t dir_listed;          /* dir_version of the last listing */
     uint64_t generations;         /* node generations handed out */
     struct node *nodes;           /* every node (anext, aprev) */
+    uint64_t *hot;                /* keys read and written at once (hashes,
+                                     open addressing; see mount_nodes.c) */
+    size_t hot_cap, hot_count;
+    bool all_hot;                 /* the set filled up: every key is */
     struct node **tab;            /* node table, chained */
     size_t tab_cap, tab_count;
     struct handle all;            /* list head of every open handle */
@@ -158,6 +161,10 @@ void node_unlink(struct node *n);
  * its times and mode and bypasses the page cache (see struct node).
  * -ENOMEM leaves everything as it was. */
 int node_retire(struct node *n, uint64_t size);
+/* Keys that readers and writers used at once: their readers bypass the
+ * page cache from then on (see mount_files.c). */
+bool key_hot(const struct node *n);
+void mark_hot(const struct node *n);
 /* Move a node to another key (rename); takes ownership of key, a malloc'd
  * copy, so that it cannot fail after the store was changed. */
 void node_rekey(struct node *n, uint8_t *key, size_t klen);
@@ -168,6 +175,17 @@ void node_maybe_free(struct node *n);
 /* The kernel forgot count lookups of n. */
 void node_forget(struct node *n, uint64_t count);
 void nodes_free_all(void);
+
+/* mount_fh.c: file handle numbers, checked at every use (see there).
+ * All need fs.lock held. */
+enum { FH_FILE = 1, FH_DIR = 2 };
+/* A new number for p, or 0 when out of memory. */
+uint64_t fh_new(void *p, unsigned kind);
+/* What fh stands for, or NULL for a released or foreign number. */
+void *fh_get(uint64_t fh, unsigned kind);
+void fh_drop(uint64_t fh);
+/* At the end: free the listings still held (files are freed before). */
+void fh_free_all(void (*free_dir)(void *));
 
 /* mount_sync.c: deferred device flushes (see there). */
 enum flush_policy {
@@ -299,6 +317,8 @@ void ekvfs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
                    const char *name);
 void ekvfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
                 const char *newname);
+/* At the end: free the listings the kernel never released. */
+void dirs_free_all(void);
 /* The file number a listing and a stat show for a key. */
 uint64_t key_ino(const uint8_t *key, size_t klen);
 

@@ -83,6 +83,13 @@ struct listing {
     int err;
 };
 
+static void free_listing(void *p)
+{
+    struct listing *l = p;
+    free(l->buf);
+    free(l);
+}
+
 static void add_entry(struct listing *l, const char *name, uint64_t ino,
                       mode_t type)
 {
@@ -146,18 +153,20 @@ void ekvfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         fi->keep_cache = fs.dir_listed == fs.dir_version;
         fs.dir_listed = fs.dir_version;
     }
+    l->req = NULL;
+    if (!err && !(fi->fh = fh_new(l, FH_DIR)))
+        err = -ENOMEM;
     ekvfs_unlock();
     if (err) {
-        free(l->buf);
-        free(l);
+        free_listing(l);
         fuse_reply_err(req, -err);
         return;
     }
-    l->req = NULL;
-    fi->fh = (uintptr_t)l;
     if (fuse_reply_open(req, fi) != 0) {
-        free(l->buf);
-        free(l);
+        ekvfs_lock();
+        fh_drop(fi->fh);
+        ekvfs_unlock();
+        free_listing(l);
     }
 }
 
@@ -165,8 +174,15 @@ void ekvfs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                    struct fuse_file_info *fi)
 {
     (void)ino;
-    const struct listing *l = (const struct listing *)(uintptr_t)fi->fh;
+    ekvfs_lock(); /* against a RELEASEDIR that overtook us (mount_fh.c) */
+    const struct listing *l = fh_get(fi->fh, FH_DIR);
+    if (!l) {
+        ekvfs_unlock();
+        fuse_reply_err(req, EBADF);
+        return;
+    }
     if (off < 0 || (size_t)off >= l->len) {
+        ekvfs_unlock();
         fuse_reply_buf(req, NULL, 0);
         return;
     }
@@ -182,16 +198,25 @@ void ekvfs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         end = (size_t)next;
     }
     fuse_reply_buf(req, l->buf + off, end - (size_t)off);
+    ekvfs_unlock();
 }
 
 void ekvfs_releasedir(fuse_req_t req, fuse_ino_t ino,
                       struct fuse_file_info *fi)
 {
     (void)ino;
-    struct listing *l = (struct listing *)(uintptr_t)fi->fh;
-    free(l->buf);
-    free(l);
+    ekvfs_lock();
+    struct listing *l = fh_get(fi->fh, FH_DIR);
+    fh_drop(fi->fh);
+    ekvfs_unlock();
+    if (l)
+        free_listing(l);
     fuse_reply_err(req, 0);
+}
+
+void dirs_free_all(void)
+{
+    fh_free_all(free_listing);
 }
 
 /* ---- unlink and rename --------------------------------------------------- */

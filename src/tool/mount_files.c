@@ -42,7 +42,8 @@
 
 #include "mount.h"
 
-#define H(fi) ((struct handle *)(uintptr_t)(fi)->fh)
+/* The open file fi stands for, or NULL for one released meanwhile. */
+#define H(fi) ((struct handle *)fh_get((fi)->fh, FH_FILE))
 
 static void reply_status(fuse_req_t req, int err)
 {
@@ -174,16 +175,14 @@ int files_freeze(struct node *n)
 /*
  * A writer or a truncate is coming for n. If readers have n open through
  * the page cache, n is retired and the caller fails with ESTALE, after
- * which the kernel looks the name up again (see the top). Needs the lock.
+ * which the kernel looks the name up again (see the top). An open of a
+ * file whose key was deleted or replaced since the kernel looked it up
+ * (another process unlinked it between this one's lookup and open) is
+ * ESTALE too: the kernel then looks again, and creates the file anew
+ * (O_CREAT), opens its new file, or finds it missing. Needs the lock.
  */
-static int make_way(struct node *n)
+static int retire(struct node *n)
 {
-    if (n->unlinked)
-        return -ENOENT;
-    if (n->retired)
-        return -ESTALE;
-    if (!n->ncached)
-        return 0;
     uint64_t size = 0;
     for (const struct handle *h = n->handles; h; h = h->next)
         if (h->cached) {
@@ -191,8 +190,23 @@ static int make_way(struct node *n)
             break;
         }
     int err = files_freeze(n);
-    if (!err)
-        err = node_retire(n, size);
+    return err ? err : node_retire(n, size);
+}
+
+static int make_way(struct node *n)
+{
+    if (!n->unlinked && !n->retired && !n->ncached)
+        return 0;
+    /* From now on the key's readers bypass the page cache, and so its
+     * current node has no cached readers when the caller's retry comes
+     * (the kernel retries once): retire it too if it has. */
+    mark_hot(n);
+    int err = 0;
+    if (!n->unlinked && !n->retired)
+        err = retire(n);
+    struct node *cur = node_find(n->key, n->klen);
+    if (!err && cur && cur != n && cur->ncached)
+        err = retire(cur);
     return err ? err : -ESTALE;
 }
 
@@ -209,7 +223,7 @@ static void reader_mode(struct handle *h, struct node *n,
     } else if (fs.rdonly && fs.cache) {
         /* Nothing can change a value: the page cache stays right. */
         fi->keep_cache = 1;
-    } else if (fs.cache && !n->nwriters && !n->no_cache) {
+    } else if (fs.cache && !n->nwriters && !key_hot(n)) {
         fi->keep_cache = n->pages_ok; /* else the kernel drops them */
         h->cached = true;
     } else {
@@ -218,13 +232,25 @@ static void reader_mode(struct handle *h, struct node *n,
     }
 }
 
+/*
+ * A writer whose lookup found the file just before another process
+ * unlinked it (or renamed another file over it) opens that file, as on
+ * any file system: the unlink came after its open, and what it writes
+ * goes nowhere when it closes. That needs no readers reading it through
+ * the page cache, and no old value, which is gone with the key: a
+ * truncating open, one whose content other writers hold, or one that
+ * can only write (it starts empty; only its fstat could tell). Any other
+ * open of such a file (O_RDWR, O_APPEND) is ESTALE, and the kernel looks
+ * the name up again.
+ */
+
 /* Whether a read-only open of n may load its value lazily (see the top):
  * it would read through the page cache, which holds the stored value
  * already. Sets fi's flags for that. */
 static bool lazy_ok(const struct node *n, struct fuse_file_info *fi)
 {
     bool cached = fs.rdonly ? fs.cache
-                            : fs.cache && !n->nwriters && !n->no_cache;
+                            : fs.cache && !n->nwriters && !key_hot(n);
     if (!cached || !n->pages_ok || !n->pages_warm || n->loaded ||
         n->unlinked || n->retired)
         return false;
@@ -243,8 +269,15 @@ static int open_node(struct node *n, struct fuse_file_info *fi,
     int acc = fi->flags & O_ACCMODE;
     bool trunc = (fi->flags & O_TRUNC) && !created;
     bool writable = acc != O_RDONLY || trunc;
-    int err = writable ? make_way(n)
-                       : n->unlinked ? -ENOENT : n->retired ? -ESTALE : 0;
+    int err;
+    if (!writable)
+        err = 0;
+    else if (n->unlinked && !n->retired && !n->ncached &&
+             (trunc || n->loaded ||
+              (acc == O_WRONLY && !(fi->flags & O_APPEND))))
+        err = 0; /* see above */
+    else
+        err = make_way(n);
     if (err)
         return err;
     struct handle *h = calloc(1, sizeof(*h));
@@ -252,7 +285,19 @@ static int open_node(struct node *n, struct fuse_file_info *fi,
         return -ENOMEM;
     h->writable = writable;
     h->append = (fi->flags & O_APPEND) != 0;
-    if (!h->writable && lazy_ok(n, fi)) {
+    if (!h->writable && (n->unlinked || n->retired)) {
+        /* The kernel's file for the name was deleted or replaced while
+         * this open was under way: it reads the key's value as it is now
+         * (stored after the open began), straight from the daemon, or
+         * finds the name gone. */
+        ekv_key_info info;
+        err = ekv_stat_key(fs.store, n->key, n->klen, &info);
+        if (!err && info.value_size)
+            err = load_value(n->key, n->klen, info.value_size, &h->snap,
+                             &h->snap_len);
+        fi->direct_io = 1;
+        fi->keep_cache = 1;
+    } else if (!h->writable && lazy_ok(n, fi)) {
         h->lazy = true;
         h->snap_len = size;
         if (!fs.rdonly)
@@ -288,6 +333,8 @@ static int open_node(struct node *n, struct fuse_file_info *fi,
     } else {
         fi->keep_cache = fs.cache; /* the pages are the shared content's */
     }
+    if (!err && !(h->fh = fh_new(h, FH_FILE)))
+        err = -ENOMEM;
     if (err) {
         free(h->snap);
         free(h);
@@ -307,12 +354,35 @@ static int open_node(struct node *n, struct fuse_file_info *fi,
             n->len = 0;
         mark_dirty(h);
     }
-    fi->fh = (uintptr_t)h;
+    fi->fh = h->fh;
 #if FUSE_VERSION >= FUSE_MAKE_VERSION(3, 11)
     /* A handle that can never write needs no FLUSH on close. */
     fi->noflush = !h->writable;
 #endif
     return 0;
+}
+
+/*
+ * Open the key's current node *n from a create (the kernel had no file
+ * for the name): a reply with a new node is as good as the old one, so
+ * readers holding the old one through the page cache retire it here and
+ * the opener gets the new node, with no ESTALE round. Needs the lock.
+ */
+static int open_current(struct node **n, struct fuse_file_info *fi,
+                        uint32_t size)
+{
+    int acc = fi->flags & O_ACCMODE;
+    bool writable = acc != O_RDONLY || (fi->flags & O_TRUNC);
+    if (writable && (*n)->ncached) {
+        int err = make_way(*n);
+        if (err != -ESTALE)
+            return err ? err : -EIO;
+        struct node *succ = node_find((*n)->key, (*n)->klen);
+        if (!succ)
+            return -ESTALE;
+        *n = succ;
+    }
+    return open_node(*n, fi, size, false);
 }
 
 /* The stored size of n's key (0 for a node whose key is gone). */
@@ -332,7 +402,9 @@ static bool drop_handle(struct handle *h);
 static void abandon(struct fuse_file_info *fi)
 {
     ekvfs_lock();
-    (void)drop_handle(H(fi));
+    struct handle *h = H(fi);
+    if (h)
+        (void)drop_handle(h);
     ekvfs_unlock();
 }
 
@@ -404,7 +476,7 @@ void ekvfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
             else if (!(n = node_get(kb.p, kb.len)))
                 err = -ENOMEM;
             else
-                err = open_node(n, fi, info.value_size, false);
+                err = open_current(&n, fi, info.value_size);
         } else if (err == EKV_ENOENT) {
             err = create_key(&kb, mode, &n);
             if (!err)
@@ -464,6 +536,11 @@ void ekvfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     }
     ekvfs_lock();
     const struct handle *h = H(fi);
+    if (!h) {
+        ekvfs_unlock();
+        fuse_reply_err(req, EBADF);
+        return;
+    }
     const uint8_t *src = h->writable ? h->node->buf : h->snap;
     size_t len = h->writable ? h->node->len : h->snap_len;
     if (h->lazy) {
@@ -501,6 +578,11 @@ void ekvfs_write(fuse_req_t req, fuse_ino_t ino, const char *data,
     }
     ekvfs_lock();
     struct handle *h = H(fi);
+    if (!h) {
+        ekvfs_unlock();
+        fuse_reply_err(req, EBADF);
+        return;
+    }
     struct node *n = h->node;
     /* O_APPEND appends at the end of the shared content. */
     uint64_t pos = h->append ? n->len : (uint64_t)off;
@@ -571,7 +653,7 @@ static void plan_push(struct node *n, struct push *p)
     p->changes = n->changes;
 }
 
-static void do_push(struct handle *h, struct push *p)
+static void do_push(uint64_t fh, struct push *p)
 {
     if (!p->bytes)
         return;
@@ -580,7 +662,8 @@ static void do_push(struct handle *h, struct push *p)
     (void)fuse_lowlevel_notify_store(fs.se, p->ino, p->off, &bv, 0);
     free(p->bytes);
     ekvfs_lock();
-    if (h->node->changes != p->changes)
+    const struct handle *h = fh_get(fh, FH_FILE);
+    if (h && h->node->changes != p->changes)
         h->node->pages_suspect = true;
     ekvfs_unlock();
 }
@@ -592,6 +675,10 @@ static int sync_handle(struct fuse_file_info *fi, bool all)
     struct push p = {0};
     ekvfs_lock();
     struct handle *h = H(fi);
+    if (!h) {
+        ekvfs_unlock();
+        return -EBADF;
+    }
     struct node *n = h->node;
     int err = 0;
     bool stored = false;
@@ -604,7 +691,7 @@ static int sync_handle(struct fuse_file_info *fi, bool all)
     if (!err && stored)
         plan_push(n, &p);
     ekvfs_unlock();
-    do_push(h, &p);
+    do_push(fi->fh, &p);
     return err;
 }
 
@@ -652,9 +739,9 @@ static bool drop_handle(struct handle *h)
          * changes that were lost. */
         n->pages_ok = n->pages_warm = !lost && !n->pages_suspect;
         n->pages_suspect = false;
-        n->no_cache = false;
     }
     node_maybe_free(n);
+    fh_drop(h->fh);
     free(h->snap);
     free(h);
     return lost;
@@ -665,6 +752,11 @@ void ekvfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     (void)ino;
     ekvfs_lock();
     struct handle *h = H(fi);
+    if (!h) {
+        ekvfs_unlock();
+        fuse_reply_err(req, EBADF);
+        return;
+    }
     struct node *n = h->node;
     /* Changes this handle made after its last flush (through a shared
      * mapping) are stored now; nobody is left to hear of an error but
@@ -701,7 +793,9 @@ int files_truncate(struct node *n, struct fuse_file_info *fi, off_t size)
         /* ftruncate, or O_TRUNC: the content only, stored on close. */
         struct handle *h = H(fi);
         int err = 0;
-        if (!h->writable)
+        if (!h)
+            err = -EBADF;
+        else if (!h->writable)
             err = -EINVAL;
         else if ((uint64_t)size > max_value(h->node->klen))
             err = -EFBIG;
@@ -773,6 +867,7 @@ void mount_teardown(void)
     ekvfs_lock();
     while (fs.all.gnext != &fs.all)
         (void)drop_handle(fs.all.gnext);
+    dirs_free_all();
     nodes_free_all();
     ekvfs_unlock();
 }

@@ -440,6 +440,173 @@ def listings_are_cached_and_stay_current():
         eq(obs.ask("list", m.mnt), names, "after rename, other process")
 
 
+STORM_WRITER = r"""
+import fcntl, os, random, sys
+mnt, wid, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+rng = random.Random(wid)
+
+
+def rewrite(path, v):
+    # Writers of one key take turns (flock), as on any file system: two
+    # rewrites in place at once would mix their bytes anywhere.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    os.ftruncate(fd, 0)
+    for off in range(0, len(v), 1000):
+        os.write(fd, v[off:off + 1000])
+    os.close(fd)
+
+
+for seq in range(rounds):
+    key = os.path.join(mnt, "k%d" % rng.randrange(4))
+    tag = b"%d:%d|" % (wid, seq)
+    v = tag * (50 + (wid * 7919 + seq * 104729) % 2500)
+    how = rng.randrange(4)
+    if how == 3:   # an editor's atomic replace: temporary file, rename
+        tmp = os.path.join(mnt, "t%d" % wid)
+        with open(tmp, "wb") as f:
+            f.write(v)
+        os.rename(tmp, key)
+    elif how == 2:  # unlink, then create anew
+        try:
+            os.unlink(key)
+        except FileNotFoundError:
+            pass
+        rewrite(key, v)
+    else:          # rewrite in place, in pieces
+        rewrite(key, v)
+"""
+
+STORM_READER = r"""
+import os, random, re, sys
+mnt, rid, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+rng = random.Random(100 + rid)
+seen = 0
+for _ in range(rounds):
+    key = os.path.join(mnt, "k%d" % rng.randrange(4))
+    try:
+        fd = os.open(key, os.O_RDONLY)
+    except FileNotFoundError:
+        continue
+    parts = []
+    while True:
+        b = os.read(fd, 700)
+        if not b:
+            break
+        parts.append(b)
+        if rng.randrange(3) == 0:   # drop the pages: the rest is a READ
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    os.close(fd)
+    got = b"".join(parts)
+    if not got:
+        continue   # a file created and not yet written is empty
+    tag = got.split(b"|", 1)[0] + b"|"
+    wid, seq = (int(x) for x in tag[:-1].split(b":"))
+    n = 50 + (wid * 7919 + seq * 104729) % 2500
+    if got != tag * n:
+        runs = []   # (tag, offset, count) of each run of one tag
+        for m in re.finditer(rb"(\d+:\d+\|)", got):
+            if not runs or runs[-1][0] != m.group(1):
+                runs.append([m.group(1), m.start(), 0])
+            runs[-1][2] += 1
+        sys.exit("reader %d: torn value: %d bytes, want %d of %r; runs %r" %
+                 (rid, len(got), n * len(tag), tag, runs[:6]))
+    seen += 1
+print(seen)
+"""
+
+
+@test
+def readers_and_writers_storm():
+    """Three writers rewrite four keys in place (taking turns with flock,
+    as writers of one file must on any file system), replace them by
+    rename and unlink and re-create them, while three readers read them in small
+    pieces and keep dropping their pages: every read is one whole value
+    some writer stored, and no writer ever sees an error (ESTALE
+    included). (fstat of a reader shows the writers' size while a writer
+    has the key open, as documented, so it is not compared here.)"""
+    t = T()
+    imgs = t.images(bs=512, bc=4096)
+    with Mount(imgs) as m:
+        for k in range(4):   # as a writer 9 would have written them
+            write_file(m.p("k%d" % k),
+                       b"9:%d|" % k * (50 + (9 * 7919 + k * 104729) % 2500))
+        procs = [subprocess.Popen([sys.executable, "-c", STORM_WRITER,
+                                   m.mnt, str(i), "120"],
+                                  stderr=subprocess.PIPE, text=True)
+                 for i in range(3)]
+        readers = [subprocess.Popen([sys.executable, "-c", STORM_READER,
+                                     m.mnt, str(i), "400"],
+                                    stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True)
+                   for i in range(3)]
+        for p in procs:
+            _, err = p.communicate(timeout=300)
+            eq(p.returncode, 0, "writer: " + err)
+        total = 0
+        for r in readers:
+            out, err = r.communicate(timeout=300)
+            eq(r.returncode, 0, "reader: " + err)
+            total += int(out)
+        check(total > 0, "the readers read nothing")
+        # Every key holds one whole value, seen alike by the mount and
+        # by the images after the unmount.
+        now = {}
+        for k in range(4):
+            try:
+                with open(m.p("k%d" % k), "rb") as f:
+                    now[b"k%d" % k] = f.read()
+            except FileNotFoundError:
+                pass
+    eq(F.values(imgs), now, "the store after the unmount")
+
+
+BUSY = r"""
+import os, sys
+mnt = sys.argv[1]
+n = 0
+while True:
+    for name in os.listdir(mnt):
+        try:
+            with open(os.path.join(mnt, name), "rb") as f:
+                f.read(100)
+        except OSError:
+            pass
+    n += 1
+    if n == 3:
+        print("busy", flush=True)
+"""
+
+
+@test
+def killed_readers_and_listers_leave_the_daemon_sound():
+    """Processes killed (SIGKILL) in the middle of listing and reading:
+    the kernel then releases their files while their requests may still
+    be answered, and the daemon must neither touch what it freed nor
+    stop. Sharp under the sanitized daemon (tests/proof/sanitizers.sh);
+    here, the mount must keep answering correctly."""
+    imgs = T().images(bs=512, bc=2048)
+    with Mount(imgs) as m:
+        for i in range(300):
+            write_file(m.p("f%03d" % i), b"v%d" % i * 20)
+        for _ in range(15):
+            ps = [subprocess.Popen([sys.executable, "-c", BUSY, m.mnt],
+                                   stdout=subprocess.PIPE, text=True)
+                  for _ in range(3)]
+            for p in ps:
+                eq(p.stdout.readline().strip(), "busy", "busy process")
+            for p in ps:
+                p.kill()
+            for p in ps:
+                p.wait(30)
+                p.stdout.close()
+        eq(len(os.listdir(m.mnt)), 300, "listing after the kills")
+        with open(m.p("f123"), "rb") as f:
+            eq(f.read(), b"v123" * 20, "a read after the kills")
+        write_file(m.p("f123"), b"new")
+    eq(F.values(imgs)[b"f123"], b"new", "stored after the kills")
+
+
 def main():
     argv = sys.argv[1:]
     if "--testdata" in argv:
