@@ -16,9 +16,9 @@
  *   retired (mount_nodes.c), the request fails with ESTALE, and the kernel
  *   looks the name up again (it retries an open or truncate that fails so
  *   once) and gets the key's new node. The readers keep the old node, its
- *   pages and size: their value, complete. The new node's readers bypass
- *   the page cache until its writers are gone, so that the writer the
- *   retirement made way for cannot be refused twice.
+ *   pages and size: their value, complete. The key is hot from then on:
+ *   its readers bypass the page cache for the rest of the mount, so that
+ *   a retry, which the kernel makes only once, is never refused again.
  * - A read-only open while a writer has the key open bypasses the page
  *   cache (direct_io) and leaves the writers' pages alone.
  * - A reader that finds the pages trusted and warm (the kernel likely
