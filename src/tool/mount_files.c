@@ -217,13 +217,11 @@ static int make_way(struct node *n)
 static void reader_mode(struct handle *h, struct node *n,
                         struct fuse_file_info *fi, uint32_t size)
 {
-    if (h->snap_len != size) {
-        fi->direct_io = 1;
-        fi->keep_cache = 1;
-    } else if (fs.rdonly && fs.cache) {
+    bool whole = h->snap_len == size;
+    if (whole && fs.rdonly && fs.cache) {
         /* Nothing can change a value: the page cache stays right. */
         fi->keep_cache = 1;
-    } else if (fs.cache && !n->nwriters && !key_hot(n)) {
+    } else if (whole && fs.cache && !n->nwriters && !key_hot(n)) {
         fi->keep_cache = n->pages_ok; /* else the kernel drops them */
         h->cached = true;
     } else {
@@ -269,15 +267,11 @@ static int open_node(struct node *n, struct fuse_file_info *fi,
     int acc = fi->flags & O_ACCMODE;
     bool trunc = (fi->flags & O_TRUNC) && !created;
     bool writable = acc != O_RDONLY || trunc;
-    int err;
-    if (!writable)
-        err = 0;
-    else if (n->unlinked && !n->retired && !n->ncached &&
-             (trunc || n->loaded ||
-              (acc == O_WRONLY && !(fi->flags & O_APPEND))))
-        err = 0; /* see above */
-    else
-        err = make_way(n);
+    /* An orphan open (see above) needs no way made. */
+    bool orphan = n->unlinked && !n->retired && !n->ncached &&
+                  (trunc || n->loaded ||
+                   (acc == O_WRONLY && !(fi->flags & O_APPEND)));
+    int err = writable && !orphan ? make_way(n) : 0;
     if (err)
         return err;
     struct handle *h = calloc(1, sizeof(*h));
@@ -455,6 +449,18 @@ static int create_key(const keybuf *kb, mode_t mode, struct node **out)
     return 0;
 }
 
+/* The key a new name stands for: 0 with *exists set, or an error. */
+static int key_to_create(fuse_ino_t parent, const char *name, keybuf *kb,
+                         ekv_key_info *info, bool *exists)
+{
+    int err = resolve(parent, name, kb, CREATE);
+    if (err)
+        return err;
+    err = ekv_stat_key(fs.store, kb->p, kb->len, info);
+    *exists = err == 0;
+    return err == EKV_ENOENT ? 0 : err;
+}
+
 void ekvfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
                   mode_t mode, struct fuse_file_info *fi)
 {
@@ -465,23 +471,21 @@ void ekvfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
     keybuf kb;
     ekv_key_info info;
     struct node *n = NULL;
+    bool exists = false;
     ekvfs_lock();
-    int err = resolve(parent, name, &kb, CREATE);
-    if (!err) {
-        err = ekv_stat_key(fs.store, kb.p, kb.len, &info);
-        if (err == 0) {
-            /* Created meanwhile (not through this kernel): an open. */
-            if (fi->flags & O_EXCL)
-                err = -EEXIST;
-            else if (!(n = node_get(kb.p, kb.len)))
-                err = -ENOMEM;
-            else
-                err = open_current(&n, fi, info.value_size);
-        } else if (err == EKV_ENOENT) {
-            err = create_key(&kb, mode, &n);
-            if (!err)
-                err = open_node(n, fi, 0, true);
-        }
+    int err = key_to_create(parent, name, &kb, &info, &exists);
+    if (!err && exists) {
+        /* Created meanwhile (not through this kernel): an open. */
+        if (fi->flags & O_EXCL)
+            err = -EEXIST;
+        else if (!(n = node_get(kb.p, kb.len)))
+            err = -ENOMEM;
+        else
+            err = open_current(&n, fi, info.value_size);
+    } else if (!err) {
+        err = create_key(&kb, mode, &n);
+        if (!err)
+            err = open_node(n, fi, 0, true);
     }
     kb_free(&kb);
     reply_entry_unlock(req, n, fi, err);
@@ -499,15 +503,11 @@ void ekvfs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
     keybuf kb;
     ekv_key_info info;
     struct node *n = NULL;
+    bool exists = false;
     ekvfs_lock();
-    int err = resolve(parent, name, &kb, CREATE);
-    if (!err) {
-        err = ekv_stat_key(fs.store, kb.p, kb.len, &info);
-        if (err == 0)
-            err = -EEXIST;
-        else if (err == EKV_ENOENT)
-            err = create_key(&kb, mode, &n);
-    }
+    int err = key_to_create(parent, name, &kb, &info, &exists);
+    if (!err)
+        err = exists ? -EEXIST : create_key(&kb, mode, &n);
     if (n && n->unsynced) {
         int serr = to_errno(devsync_now());
         if (!serr)

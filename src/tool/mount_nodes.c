@@ -238,8 +238,14 @@ void nodes_free_all(void)
     free(fs.hot);
     fs.hot = NULL;
     fs.hot_cap = fs.hot_count = 0;
-    while (fs.nodes)
-        node_free(fs.nodes);
+    for (struct node *n = fs.nodes, *next; n; n = next) {
+        next = n->anext;
+        free(n->buf);
+        free(n->frozen);
+        free(n->key);
+        free(n);
+    }
+    fs.nodes = NULL;
     free(fs.tab);
     fs.tab = NULL;
     fs.tab_cap = fs.tab_count = 0;
