@@ -25,11 +25,51 @@ typedef struct file_dev {
      * map_end). Empty (map_end == map_lo) until asked; any write empties
      * it, as it may fill a hole. */
     off_t map_lo, map_data, map_end;
+    /* Read-ahead for runs of single-block reads (the chunks of a long
+     * value, read one after the other): once a read follows the block
+     * read before it, the device reads the next ra_want blocks with one
+     * pread into ra (the window, ra_count blocks from ra_first), doubling
+     * ra_want while the run goes on. Any write drops the window, and a
+     * read that does not follow (a retry of the same block, a jump)
+     * reads the file itself. */
+    uint8_t *ra;
+    uint32_t ra_first, ra_count, ra_want;
+    uint32_t last;
+    int have_last;
 } file_dev;
+
+#define RA_MIN_BLOCKS 8u
+#define RA_MAX_BYTES (256u * 1024u)
 
 static int neg_errno(int e)
 {
     return e > 0 ? -e : EKV_EIO;
+}
+
+static int read_all(file_dev *f, char *p, size_t len, off_t off);
+
+/* Fill the window with the blocks from block on; 0 or an error (the
+ * caller then reads the block alone). */
+static int read_ahead(ekv_device *d, file_dev *f, uint32_t block)
+{
+    uint32_t max = RA_MAX_BYTES / d->block_size;
+    uint32_t want = f->ra_want < RA_MIN_BLOCKS ? RA_MIN_BLOCKS : f->ra_want;
+    if (want > max)
+        want = max;
+    if (want > d->block_count - block)
+        want = d->block_count - block;
+    if (want < 2)
+        return EKV_EINVAL;
+    if (!f->ra && !(f->ra = malloc((size_t)max * d->block_size)))
+        return EKV_ENOMEM;
+    int err = read_all(f, (char *)f->ra, (size_t)want * d->block_size,
+                       f->base + (off_t)block * d->block_size);
+    if (err)
+        return err;
+    f->ra_first = block;
+    f->ra_count = want;
+    f->ra_want = want * 2;
+    return 0;
 }
 
 static int fd_read(ekv_device *d, uint32_t block, void *buf)
@@ -39,6 +79,22 @@ static int fd_read(ekv_device *d, uint32_t block, void *buf)
     size_t done = 0;
     if (block >= d->block_count)
         return EKV_EINVAL;
+    int follows = f->have_last && block == f->last + 1;
+    f->last = block;
+    f->have_last = 1;
+    if (follows && f->ra_count && block >= f->ra_first &&
+        block - f->ra_first < f->ra_count) {
+        memcpy(buf, f->ra + (size_t)(block - f->ra_first) * d->block_size,
+               d->block_size);
+        return 0;
+    }
+    f->ra_count = 0;
+    if (!follows)
+        f->ra_want = 0;
+    else if (read_ahead(d, f, block) == 0) {
+        memcpy(buf, f->ra, d->block_size);
+        return 0;
+    }
     while (done < d->block_size) {
         ssize_t n = pread(f->fd, (char *)buf + done, d->block_size - done,
                           off + (off_t)done);
@@ -154,6 +210,8 @@ static int fd_write(ekv_device *d, uint32_t block, const void *buf)
 {
     file_dev *f = d->ctx;
     f->map_lo = f->map_end = 0; /* the write may fill a hole */
+    f->ra_count = 0;            /* and change what was read ahead */
+    f->have_last = 0;
     off_t off = f->base + (off_t)block * d->block_size;
     size_t done = 0;
     if (block >= d->block_count)
@@ -190,6 +248,7 @@ static void fd_close(ekv_device *d)
 {
     file_dev *f = d->ctx;
     close(f->fd); /* releases the flock */
+    free(f->ra);
     free(f->path);
     free(f);
 }

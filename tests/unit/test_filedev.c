@@ -678,6 +678,73 @@ START_TEST(sparse_4gib_image_opens_reading_only_its_data)
 }
 END_TEST
 
+static uint64_t read_calls(void)
+{
+    FILE *f = fopen("/proc/self/io", "r");
+    ck_assert_ptr_nonnull(f);
+    char line[128];
+    uint64_t v = 0;
+    while (fgets(line, sizeof(line), f))
+        if (sscanf(line, "syscr: %" SCNu64, &v) == 1)
+            break;
+    fclose(f);
+    return v;
+}
+
+static void pattern(uint8_t *b, uint32_t block, uint8_t salt)
+{
+    for (uint32_t i = 0; i < BS; i++)
+        b[i] = (uint8_t)(block * 7 + i + salt);
+}
+
+/* A run of single-block reads (a long value's chunks) is read ahead in
+ * large preads: far fewer read calls than blocks, the same bytes, and a
+ * write between two reads of the run is seen by the next one; a repeated
+ * read of a block (a retry) reads the file again. */
+START_TEST(runs_of_block_reads_are_read_ahead_and_see_writes)
+{
+    const uint32_t bc = 600;
+    ekv_device *d = NULL;
+    ck_assert_int_eq(ekv_file_open(&d, path, EKV_FILE_CREATE, BS, bc), 0);
+    uint8_t b[BS], want[BS];
+    for (uint32_t i = 0; i < bc; i++) {
+        pattern(b, i, 0);
+        ck_assert_int_eq(d->write(d, i, b), 0);
+    }
+    uint64_t before = read_calls();
+    for (uint32_t i = 1; i < bc; i++) {
+        ck_assert_int_eq(d->read(d, i, b), 0);
+        pattern(want, i, 0);
+        ck_assert_mem_eq(b, want, BS);
+    }
+    uint64_t calls = read_calls() - before;
+    ck_assert_msg(calls < 60, "%" PRIu64 " read calls for %u blocks", calls,
+                  bc - 1);
+
+    /* A write inside the window between two reads of a run. */
+    ck_assert_int_eq(d->read(d, 100, b), 0);
+    ck_assert_int_eq(d->read(d, 101, b), 0);
+    pattern(want, 105, 9);
+    ck_assert_int_eq(d->write(d, 105, want), 0);
+    for (uint32_t i = 102; i <= 110; i++) {
+        ck_assert_int_eq(d->read(d, i, b), 0);
+        pattern(want, i, i == 105 ? 9 : 0);
+        ck_assert_mem_eq(b, want, BS);
+    }
+    /* The file changed behind the device (as a flaky read would look):
+     * a second read of the same block goes to the file. */
+    int fd = open(path, O_WRONLY);
+    ck_assert_int_ge(fd, 0);
+    pattern(want, 111, 5);
+    ck_assert_int_eq(d->read(d, 111, b), 0);
+    ck_assert_int_eq(pwrite(fd, want, BS, (off_t)111 * BS), (ssize_t)BS);
+    close(fd);
+    ck_assert_int_eq(d->read(d, 111, b), 0);
+    ck_assert_mem_eq(b, want, BS);
+    ekv_device_close(d);
+}
+END_TEST
+
 static Suite *make(void)
 {
     Suite *s = suite_create("filedev");
@@ -710,6 +777,7 @@ static Suite *make(void)
     tcase_add_test(tc, write_into_a_hole_is_seen_by_later_batches);
     tcase_add_test(tc, sparse_4gib_image_opens_reading_only_its_data);
     tcase_add_test(tc, holes_are_found_inside_a_window);
+    tcase_add_test(tc, runs_of_block_reads_are_read_ahead_and_see_writes);
     suite_add_tcase(s, tc);
     return s;
 }
