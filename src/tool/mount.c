@@ -32,6 +32,7 @@
 
 struct ekvfs fs = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
+    .reader_gone = PTHREAD_COND_INITIALIZER,
     .all = {.gnext = &fs.all, .gprev = &fs.all},
 };
 

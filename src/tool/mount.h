@@ -114,6 +114,7 @@ struct handle {
 /* The one mounted store. */
 struct ekvfs {
     pthread_mutex_t lock;
+    pthread_cond_t reader_gone;   /* a cached reader was released */
     images im;
     ekv_store *store;
     struct fuse_session *se;

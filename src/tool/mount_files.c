@@ -193,8 +193,35 @@ static int retire(struct node *n)
     return err ? err : node_retire(n, size);
 }
 
+/*
+ * A reader that just closed the file (cat f; echo x > f) is often still
+ * counted: the kernel sends RELEASE without waiting, and another thread
+ * may not have taken it yet. Give such releases a moment (1 ms at the
+ * most, with other threads to run them) before a writer must retire the
+ * node: it only saves the key its page cache, either way is correct.
+ * Holds n open meanwhile, so that it cannot be freed. Needs the lock.
+ */
+static void let_readers_go(struct node *n)
+{
+    if (!fs.multithreaded || !n->ncached || n->unlinked || n->retired)
+        return;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_nsec += 1000 * 1000;
+    if (until.tv_nsec >= 1000 * 1000 * 1000) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000 * 1000 * 1000;
+    }
+    n->nopen++;
+    while (n->ncached &&
+           pthread_cond_timedwait(&fs.reader_gone, &fs.lock, &until) == 0)
+        ;
+    n->nopen--;
+}
+
 static int make_way(struct node *n)
 {
+    let_readers_go(n);
     if (!n->unlinked && !n->retired && !n->ncached)
         return 0;
     /* From now on the key's readers bypass the page cache, and so its
@@ -725,8 +752,8 @@ static bool drop_handle(struct handle *h)
     h->gprev->gnext = h->gnext;
     h->gnext->gprev = h->gprev;
     n->nopen--;
-    if (h->cached)
-        n->ncached--;
+    if (h->cached && --n->ncached == 0)
+        pthread_cond_broadcast(&fs.reader_gone);
     if (h->lazy && --n->nlazy == 0) {
         free(n->frozen);
         n->frozen = NULL;

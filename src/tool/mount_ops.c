@@ -252,6 +252,8 @@ void reply_entry_unlock(fuse_req_t req, struct node *n,
             n->nlookup++;
         }
     }
+    if (err && n)
+        node_maybe_free(n); /* one made for a lookup that failed */
     ekvfs_unlock();
     if (err) {
         fuse_reply_err(req, -err);
