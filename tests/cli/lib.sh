@@ -118,6 +118,19 @@ patch() {
         dd of="$1" bs=1 seek="$2" conv=notrunc status=none
 }
 
+# flip FILE OFFSET: invert the byte at OFFSET, a change whatever it held
+# (patching random bytes with a constant is no change once in 256).
+flip() {
+    python3 - "$1" "$2" <<'PY'
+import sys
+with open(sys.argv[1], "r+b") as f:
+    f.seek(int(sys.argv[2]))
+    b = f.read(1)[0]
+    f.seek(int(sys.argv[2]))
+    f.write(bytes([b ^ 0xFF]))
+PY
+}
+
 done_ok() { echo "ok: $checks checks in $(basename "$0")"; exit 0; }
 
 # upstream_set IMAGE...: clear the participant mask (header flags) of each

@@ -80,7 +80,7 @@ printf new | "$EKV" put a.img delta || fail "put delta on a only"
 cp a.img a0.img; cp b.img b0.img; cp c.img c0.img
 # Damage c's chunk of "big": its newest copy there no longer verifies.
 chunk=$("$EKV" dump --json c.img | "$JQ" '[.blocks[] | select(.type == "chunk")][0].index')
-patch c.img $((chunk * 256 + 30)) 58
+flip c.img $((chunk * 256 + 30))
 # Damage c's descriptor of "alpha" (its value byte): a bad CRC.
 desc=$("$EKV" dump --json c.img | "$JQ" '.blocks[] | select(.type == "descriptor" and .key == "alpha") | .index')
 patch c.img $((desc * 256 + 40)) 58

@@ -55,7 +55,7 @@ head -c 700 /dev/urandom >v700
 printf new | "$EKV" put a.img delta || fail "put delta"
 printf v2 | "$EKV" put b.img c.img beta || fail "put beta"
 chunk=$("$EKV" dump --json c.img | "$JQ" '[.blocks[] | select(.type == "chunk")][0].index')
-patch c.img $((chunk * 256 + 30)) 58
+flip c.img $((chunk * 256 + 30))
 ekv check a.img b.img c.img
 expect_rc 5 "diverged before repair"
 ekv repair a.img b.img c.img
