@@ -7,8 +7,10 @@
  * mount_ops.c (shared helpers, names, life cycle), mount_files.c (open
  * files and their content), mount_attr.c (attributes, statfs, xattrs) and
  * mount_dir.c (lookups and the directory: listing, unlink, rename).
- * mount_nodes.c keeps the per-file state that lives only in memory;
- * mount_sync.c decides which device flushes wait. Everything below is
+ * mount_cache.c decides what the kernel may cache of a file;
+ * mount_nodes.c keeps the per-file state that lives only in memory,
+ * mount_fh.c the numbers of open files; mount_sync.c decides which device
+ * flushes wait. Everything below is
  * guarded by the one mutex in struct ekvfs: the store is not thread-safe
  * and FUSE calls us from several threads.
  */
@@ -162,10 +164,6 @@ void node_unlink(struct node *n);
  * its times and mode and bypasses the page cache (see struct node).
  * -ENOMEM leaves everything as it was. */
 int node_retire(struct node *n, uint64_t size);
-/* Keys that readers and writers used at once: their readers bypass the
- * page cache from then on (see mount_files.c). */
-bool key_hot(const struct node *n);
-void mark_hot(const struct node *n);
 /* Move a node to another key (rename); takes ownership of key, a malloc'd
  * copy, so that it cannot fail after the store was changed. */
 void node_rekey(struct node *n, uint8_t *key, size_t klen);
@@ -250,6 +248,35 @@ void node_changed(struct node *n);
 void reply_entry_unlock(fuse_req_t req, struct node *n,
                         struct fuse_file_info *fi, int err);
 
+/* ---- mount_cache.c: what the kernel may cache (see there). ---- */
+/* Keys that readers and writers used at once: their readers bypass the
+ * page cache from then on. */
+bool key_hot(const struct node *n);
+void mark_hot(const struct node *n);
+/* Before n's key is deleted or replaced: give n's lazy readers their
+ * value. */
+int cache_freeze(struct node *n);
+/* A writer or a truncate is coming for n: 0, or ESTALE after making way
+ * (the kernel then looks again), or an error. */
+int cache_make_way(struct node *n);
+/* How a read-only open h of n (stored size: size) reads: sets fi. */
+void cache_reader_mode(struct handle *h, struct node *n,
+                       struct fuse_file_info *fi, uint32_t size);
+/* Whether a read-only open of n may load its value lazily; sets fi. */
+bool cache_lazy_ok(const struct node *n, struct fuse_file_info *fi);
+/* The last partly written page a close hands the kernel: planned under
+ * the lock, done without it (cache_do_push takes it). */
+struct push {
+    fuse_ino_t ino;
+    off_t off;
+    size_t len;
+    uint64_t changes;
+    uint8_t *bytes;
+};
+void cache_plan_push(struct node *n, struct push *p);
+void cache_do_push(uint64_t fh, struct push *p);
+void cache_free_all(void);
+
 /* ---- mount_files.c: open files. ---- */
 void ekvfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void ekvfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -265,9 +292,6 @@ void ekvfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
                  struct fuse_file_info *fi);
 void ekvfs_release(fuse_req_t req, fuse_ino_t ino,
                    struct fuse_file_info *fi);
-/* Before n's key is deleted or replaced: give n's lazy readers their
- * value (see mount_files.c). Needs the lock. */
-int files_freeze(struct node *n);
 /* Free the handle of an open or create whose reply the kernel never got
  * (nobody will close it); call unlocked. */
 void files_abandon(struct fuse_file_info *fi);

@@ -232,7 +232,7 @@ void ekvfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
     int err = resolve(parent, name, &kb, LOOKUP);
     struct node *n = err ? NULL : node_find(kb.p, kb.len);
     if (n)
-        err = files_freeze(n); /* its readers keep their value */
+        err = cache_freeze(n); /* its readers keep their value */
     if (!err)
         err = to_errno(ekv_delete(fs.store, kb.p, kb.len));
     if (!err) {
@@ -292,7 +292,7 @@ static int rename_keys(fuse_ino_t parent, const char *name,
         goto out;
     }
     dn = node_find(dst.p, dst.len);
-    err = dn ? files_freeze(dn) : 0; /* its readers keep their value */
+    err = dn ? cache_freeze(dn) : 0; /* its readers keep their value */
     if (!err)
         err = load_value(src.p, src.len, si.value_size, &val, &len);
     if (!err)

@@ -3,33 +3,12 @@
  * fsync, release and truncate, on the content that the writable opens of
  * a key share (struct node in mount.h).
  *
- * The kernel keeps one size and one page cache per file (per node).
- * - Writable opens share one content, so they use the page cache like any
- *   file system (shared mmap works): the first writer of a key starts
- *   with the pages dropped (keep_cache off), later ones keep them.
- * - A read-only open reads the value stored when it was opened (its
- *   snapshot), and must never see a mix. While nobody writes the key it
- *   reads through the page cache, kept from open to open as long as the
- *   pages can hold nothing but the stored value (pages_ok). A writer or a
- *   truncate that comes while such readers are open would change the size
- *   and pages under them, so it is not let onto their node: the node is
- *   retired (mount_nodes.c), the request fails with ESTALE, and the kernel
- *   looks the name up again (it retries an open or truncate that fails so
- *   once) and gets the key's new node. The readers keep the old node, its
- *   pages and size: their value, complete. The key is hot from then on:
- *   its readers bypass the page cache for the rest of the mount, so that
- *   a retry, which the kernel makes only once, is never refused again.
- * - A read-only open while a writer has the key open bypasses the page
- *   cache (direct_io) and leaves the writers' pages alone.
- * - A reader that finds the pages trusted and warm (the kernel likely
- *   holds the whole value, of the length it was told) loads nothing at
- *   open: it is lazy. Its first READ, if the kernel ever sends one, loads
- *   the value into the node (frozen, shared by all lazy readers); so does
- *   anything that is about to delete or replace the key first (a writer,
- *   truncate, unlink, a rename over it). Until then the store holds the
- *   very value the reader opened. If that load finds a value of another
- *   length (its newest copy no longer verifies), the read fails with EIO
- *   rather than mix two copies.
+ * Writable opens share one content, so they use the page cache like any
+ * file system (shared mmap works): the first writer of a key starts with
+ * the pages dropped (keep_cache off), later ones keep them. A read-only
+ * open reads the value stored when it was opened, and never a mix: how it
+ * may use the page cache for that, and what a writer must do first, is
+ * mount_cache.c's.
  *
  * Each function takes fs.lock.
  */
@@ -160,103 +139,6 @@ static void attach(struct handle *h, struct node *n)
     fs.all.gnext = h;
 }
 
-int files_freeze(struct node *n)
-{
-    if (!n->nlazy || n->frozen || n->unlinked || n->retired)
-        return 0;
-    ekv_key_info info;
-    int err = ekv_stat_key(fs.store, n->key, n->klen, &info);
-    if (!err)
-        err = load_value(n->key, n->klen, info.value_size, &n->frozen,
-                         &n->frozen_len);
-    return err;
-}
-
-/*
- * A writer or a truncate is coming for n. If readers have n open through
- * the page cache, n is retired and the caller fails with ESTALE, after
- * which the kernel looks the name up again (see the top). An open of a
- * file whose key was deleted or replaced since the kernel looked it up
- * (another process unlinked it between this one's lookup and open) is
- * ESTALE too: the kernel then looks again, and creates the file anew
- * (O_CREAT), opens its new file, or finds it missing. Needs the lock.
- */
-static int retire(struct node *n)
-{
-    uint64_t size = 0;
-    for (const struct handle *h = n->handles; h; h = h->next)
-        if (h->cached) {
-            size = h->snap_len;
-            break;
-        }
-    int err = files_freeze(n);
-    return err ? err : node_retire(n, size);
-}
-
-/*
- * A reader that just closed the file (cat f; echo x > f) is often still
- * counted: the kernel sends RELEASE without waiting, and another thread
- * may not have taken it yet. Give such releases a moment (1 ms at the
- * most, with other threads to run them) before a writer must retire the
- * node: it only saves the key its page cache, either way is correct.
- * Holds n open meanwhile, so that it cannot be freed. Needs the lock.
- */
-static void let_readers_go(struct node *n)
-{
-    if (!fs.multithreaded || !n->ncached || n->unlinked || n->retired)
-        return;
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_nsec += 1000 * 1000;
-    if (until.tv_nsec >= 1000 * 1000 * 1000) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000 * 1000 * 1000;
-    }
-    n->nopen++;
-    while (n->ncached &&
-           pthread_cond_timedwait(&fs.reader_gone, &fs.lock, &until) == 0)
-        ;
-    n->nopen--;
-}
-
-static int make_way(struct node *n)
-{
-    let_readers_go(n);
-    if (!n->unlinked && !n->retired && !n->ncached)
-        return 0;
-    /* From now on the key's readers bypass the page cache, and so its
-     * current node has no cached readers when the caller's retry comes
-     * (the kernel retries once): retire it too if it has. */
-    mark_hot(n);
-    int err = 0;
-    if (!n->unlinked && !n->retired)
-        err = retire(n);
-    struct node *cur = node_find(n->key, n->klen);
-    if (!err && cur && cur != n && cur->ncached)
-        err = retire(cur);
-    return err ? err : -ESTALE;
-}
-
-/* How a read-only open of n reads: through the page cache when the pages
- * can be trusted for its whole life (see the top), else directly. The
- * kernel cuts cached reads at the size a stat shows (the index's, size):
- * a fall-back copy of another length is read directly. */
-static void reader_mode(struct handle *h, struct node *n,
-                        struct fuse_file_info *fi, uint32_t size)
-{
-    bool whole = h->snap_len == size;
-    if (whole && fs.rdonly && fs.cache) {
-        /* Nothing can change a value: the page cache stays right. */
-        fi->keep_cache = 1;
-    } else if (whole && fs.cache && !n->nwriters && !key_hot(n)) {
-        fi->keep_cache = n->pages_ok; /* else the kernel drops them */
-        h->cached = true;
-    } else {
-        fi->direct_io = 1;
-        fi->keep_cache = 1; /* leave the writers' cached pages alone */
-    }
-}
-
 /*
  * A writer whose lookup found the file just before another process
  * unlinked it (or renamed another file over it) opens that file, as on
@@ -268,20 +150,6 @@ static void reader_mode(struct handle *h, struct node *n,
  * open of such a file (O_RDWR, O_APPEND) is ESTALE, and the kernel looks
  * the name up again.
  */
-
-/* Whether a read-only open of n may load its value lazily (see the top):
- * it would read through the page cache, which holds the stored value
- * already. Sets fi's flags for that. */
-static bool lazy_ok(const struct node *n, struct fuse_file_info *fi)
-{
-    bool cached = fs.rdonly ? fs.cache
-                            : fs.cache && !n->nwriters && !key_hot(n);
-    if (!cached || !n->pages_ok || !n->pages_warm || n->loaded ||
-        n->unlinked || n->retired)
-        return false;
-    fi->keep_cache = 1;
-    return true;
-}
 
 /*
  * Open node n for fi (size: its stored size; created: just made empty).
@@ -298,7 +166,7 @@ static int open_node(struct node *n, struct fuse_file_info *fi,
     bool orphan = n->unlinked && !n->retired && !n->ncached &&
                   (trunc || n->loaded ||
                    (acc == O_WRONLY && !(fi->flags & O_APPEND)));
-    int err = writable && !orphan ? make_way(n) : 0;
+    int err = writable && !orphan ? cache_make_way(n) : 0;
     if (err)
         return err;
     struct handle *h = calloc(1, sizeof(*h));
@@ -318,7 +186,7 @@ static int open_node(struct node *n, struct fuse_file_info *fi,
                              &h->snap_len);
         fi->direct_io = 1;
         fi->keep_cache = 1;
-    } else if (!h->writable && lazy_ok(n, fi)) {
+    } else if (!h->writable && cache_lazy_ok(n, fi)) {
         h->lazy = true;
         h->snap_len = size;
         if (!fs.rdonly)
@@ -335,7 +203,7 @@ static int open_node(struct node *n, struct fuse_file_info *fi,
         } else if (size) {
             err = load_value(n->key, n->klen, size, &h->snap, &h->snap_len);
         }
-        reader_mode(h, n, fi, size);
+        cache_reader_mode(h, n, fi, size);
     } else if (!n->loaded) {
         if (!trunc && !created && size) {
             uint8_t *buf;
@@ -395,7 +263,7 @@ static int open_current(struct node **n, struct fuse_file_info *fi,
     int acc = fi->flags & O_ACCMODE;
     bool writable = acc != O_RDONLY || (fi->flags & O_TRUNC);
     if (writable && (*n)->ncached) {
-        int err = make_way(*n);
+        int err = cache_make_way(*n);
         if (err != -ESTALE)
             return err ? err : -EIO;
         struct node *succ = node_find((*n)->key, (*n)->klen);
@@ -574,7 +442,7 @@ void ekvfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         struct node *nd = h->node;
         int err = nd->frozen ? 0 : nd->unlinked || nd->retired
                                        ? -EIO
-                                       : files_freeze(nd);
+                                       : cache_freeze(nd);
         if (!err && nd->frozen_len != h->snap_len)
             err = -EIO; /* the value that verifies now is another copy */
         if (err) {
@@ -639,62 +507,6 @@ void ekvfs_write(fuse_req_t req, fuse_ino_t ino, const char *data,
 
 /* ---- flush, fsync, release ---------------------------------------------- */
 
-/*
- * After a store, the kernel's pages of the file hold the value, except
- * for the last, partly written page, which the kernel does not count as
- * read: a later open would ask for it again, and that READ makes the
- * kernel ask for the attributes again at the next stat. So the daemon
- * hands that page's bytes to the kernel (notify_store), which makes the
- * whole file cached for the readers to come. Only by the one writer (its
- * close is here), and never under fs.lock (the kernel may lock the page);
- * if a write of the same handle slipped in meanwhile, the pages are not
- * trusted once the writers are gone.
- */
-struct push {
-    fuse_ino_t ino;
-    off_t off;
-    size_t len;
-    uint64_t changes;
-    uint8_t *bytes;
-};
-
-static void plan_push(struct node *n, struct push *p)
-{
-    static size_t page;
-    if (!page)
-        page = (size_t)sysconf(_SC_PAGESIZE);
-    p->bytes = NULL;
-    if (!fs.cache || !fs.multithreaded || !fs.se || n->nwriters != 1 ||
-        n->dirty || n->unlinked || !n->loaded)
-        return;
-    size_t off = n->len - n->len % page;
-    if (off == n->len)
-        return; /* whole pages only, which the kernel keeps itself */
-    p->bytes = malloc(n->len - off);
-    if (!p->bytes)
-        return;
-    memcpy(p->bytes, n->buf + off, n->len - off);
-    p->ino = NODE_ID(n);
-    p->off = (off_t)off;
-    p->len = n->len - off;
-    p->changes = n->changes;
-}
-
-static void do_push(uint64_t fh, struct push *p)
-{
-    if (!p->bytes)
-        return;
-    struct fuse_bufvec bv = FUSE_BUFVEC_INIT(p->len);
-    bv.buf[0].mem = p->bytes;
-    (void)fuse_lowlevel_notify_store(fs.se, p->ino, p->off, &bv, 0);
-    free(p->bytes);
-    ekvfs_lock();
-    const struct handle *h = fh_get(fh, FH_FILE);
-    if (h && h->node->changes != p->changes)
-        h->node->pages_suspect = true;
-    ekvfs_unlock();
-}
-
 /* flush (every close) stores the content if this handle changed it;
  * fsync stores it if anyone did and makes every deferred flush durable. */
 static int sync_handle(struct fuse_file_info *fi, bool all)
@@ -716,9 +528,9 @@ static int sync_handle(struct fuse_file_info *fi, bool all)
     if (!err)
         err = all ? to_errno(devsync_now()) : sync_created(n);
     if (!err && stored)
-        plan_push(n, &p);
+        cache_plan_push(n, &p);
     ekvfs_unlock();
-    do_push(fi->fh, &p);
+    cache_do_push(fi->fh, &p);
     return err;
 }
 
@@ -833,7 +645,7 @@ int files_truncate(struct node *n, struct fuse_file_info *fi, off_t size)
     /* truncate(2) by name: the stored value is read, resized and put
      * (using the length the read returned, whichever copy it was); open
      * writers' shared content is resized too and stays theirs to store. */
-    int err = make_way(n);
+    int err = cache_make_way(n);
     if (err)
         return err;
     ekv_key_info info;
@@ -895,6 +707,7 @@ void mount_teardown(void)
     while (fs.all.gnext != &fs.all)
         (void)drop_handle(fs.all.gnext);
     dirs_free_all();
+    cache_free_all();
     nodes_free_all();
     ekvfs_unlock();
 }

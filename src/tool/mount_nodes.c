@@ -181,63 +181,8 @@ void node_rekey(struct node *n, uint8_t *key, size_t klen)
     insert(n);
 }
 
-/*
- * The hot keys: a set of key hashes that only grows (a colliding key is
- * merely read without the page cache). When it is three quarters full,
- * every key counts as hot: the mount then reads as if every key were
- * contended, which is always correct, only slower.
- */
-#define HOT_CAP 4096
-
-static uint64_t hot_hash(const struct node *n)
-{
-    return n->hash ? n->hash : 1; /* 0 marks a free slot */
-}
-
-bool key_hot(const struct node *n)
-{
-    if (fs.all_hot)
-        return true;
-    if (!fs.hot)
-        return false;
-    uint64_t h = hot_hash(n);
-    for (size_t i = (size_t)h & (fs.hot_cap - 1);; i = (i + 1) & (fs.hot_cap - 1)) {
-        if (fs.hot[i] == h)
-            return true;
-        if (!fs.hot[i])
-            return false;
-    }
-}
-
-void mark_hot(const struct node *n)
-{
-    if (fs.all_hot || key_hot(n))
-        return;
-    if (!fs.hot) {
-        fs.hot = calloc(HOT_CAP, sizeof(*fs.hot));
-        if (!fs.hot) {
-            fs.all_hot = true;
-            return;
-        }
-        fs.hot_cap = HOT_CAP;
-    }
-    if (fs.hot_count + 1 > fs.hot_cap / 4 * 3) {
-        fs.all_hot = true;
-        return;
-    }
-    uint64_t h = hot_hash(n);
-    size_t i = (size_t)h & (fs.hot_cap - 1);
-    while (fs.hot[i])
-        i = (i + 1) & (fs.hot_cap - 1);
-    fs.hot[i] = h;
-    fs.hot_count++;
-}
-
 void nodes_free_all(void)
 {
-    free(fs.hot);
-    fs.hot = NULL;
-    fs.hot_cap = fs.hot_count = 0;
     for (struct node *n = fs.nodes, *next; n; n = next) {
         next = n->anext;
         free(n->buf);
