@@ -678,17 +678,31 @@ START_TEST(sparse_4gib_image_opens_reading_only_its_data)
 }
 END_TEST
 
+/* The device's own preads, counted by a link-time wrapper (tests/
+ * meson.build links this test with --wrap for both names glibc may use).
+ * The process's read count in /proc/self/io would also count what a
+ * wrapper such as valgrind reads for itself. */
+static uint64_t preads;
+
+ssize_t __real_pread(int fd, void *buf, size_t len, off_t off);
+ssize_t __wrap_pread(int fd, void *buf, size_t len, off_t off);
+ssize_t __wrap_pread(int fd, void *buf, size_t len, off_t off)
+{
+    preads++;
+    return __real_pread(fd, buf, len, off);
+}
+
+ssize_t __real_pread64(int fd, void *buf, size_t len, off64_t off);
+ssize_t __wrap_pread64(int fd, void *buf, size_t len, off64_t off);
+ssize_t __wrap_pread64(int fd, void *buf, size_t len, off64_t off)
+{
+    preads++;
+    return __real_pread64(fd, buf, len, off);
+}
+
 static uint64_t read_calls(void)
 {
-    FILE *f = fopen("/proc/self/io", "r");
-    ck_assert_ptr_nonnull(f);
-    char line[128];
-    uint64_t v = 0;
-    while (fgets(line, sizeof(line), f))
-        if (sscanf(line, "syscr: %" SCNu64, &v) == 1)
-            break;
-    fclose(f);
-    return v;
+    return preads;
 }
 
 static void pattern(uint8_t *b, uint32_t block, uint8_t salt)
@@ -718,8 +732,8 @@ START_TEST(runs_of_block_reads_are_read_ahead_and_see_writes)
         ck_assert_mem_eq(b, want, BS);
     }
     uint64_t calls = read_calls() - before;
-    ck_assert_msg(calls < 60, "%" PRIu64 " read calls for %u blocks", calls,
-                  bc - 1);
+    ck_assert_msg(calls > 0 && calls < 60,
+                  "%" PRIu64 " read calls for %u blocks", calls, bc - 1);
 
     /* A write inside the window between two reads of a run. */
     ck_assert_int_eq(d->read(d, 100, b), 0);
