@@ -1,6 +1,18 @@
 /*
  * filedev.c - the POSIX image-file device: whole-block pread/pwrite,
  * fdatasync on flush, flock against a second process.
+ *
+ * Runs of blocks go to the file in large calls both ways: single-block
+ * reads that follow each other are read ahead, and writes of consecutive
+ * blocks are gathered and written with one pwrite. A gathered write
+ * reaches the file before the flush that follows it (fdatasync covers it
+ * as before), before any read of the file that could see its blocks, and
+ * before the device closes; a read of a gathered block is answered from
+ * the gathered copy. Between two flushes a file system may persist
+ * writes in any order anyway, so gathering them promises nothing less. A
+ * gathered write that fails says so at the call that sent it to the file:
+ * a later write, a flush (which then fails: nothing is reported durable),
+ * or a read of the file.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -36,6 +48,10 @@ typedef struct file_dev {
     uint32_t ra_first, ra_count, ra_want;
     uint32_t last;
     int have_last;
+    /* Gathered writes (see the top): wb_count blocks from wb_first, not
+     * yet written to the file. */
+    uint8_t *wb;
+    uint32_t wb_first, wb_count;
 } file_dev;
 
 #define RA_MIN_BLOCKS 8u
@@ -48,11 +64,61 @@ static int neg_errno(int e)
 
 static int read_all(file_dev *f, char *p, size_t len, off_t off);
 
+/* Blocks of the gathering buffer and of the read-ahead window: runs of up
+ * to RA_MAX_BYTES, never less than one block. */
+static uint32_t run_blocks(const ekv_device *d)
+{
+    uint32_t n = RA_MAX_BYTES / d->block_size;
+    return n ? n : 1;
+}
+
+/* Write the gathered blocks to the file. 0, or the error of the write
+ * (the gathered blocks are dropped either way: their content in the file
+ * is then unknown, as after any failed write). */
+static int drain(ekv_device *d, file_dev *f)
+{
+    if (!f->wb_count)
+        return 0;
+    const char *p = (const char *)f->wb;
+    size_t len = (size_t)f->wb_count * d->block_size, done = 0;
+    off_t off = f->base + (off_t)f->wb_first * d->block_size;
+    f->wb_count = 0;
+    f->map_lo = f->map_end = 0; /* the write may fill a hole */
+    while (done < len) {
+        ssize_t n = pwrite(f->fd, p + done, len - done, off + (off_t)done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return neg_errno(errno);
+        if (n == 0)
+            return EKV_EIO;
+        done += (size_t)n;
+    }
+    return 0;
+}
+
+/* Copy the gathered blocks that lie in [first, first + count) over buf,
+ * which holds those count blocks as the file has them. */
+static void overlay_gathered(const ekv_device *d, const file_dev *f,
+                             uint32_t first, uint32_t count, uint8_t *buf)
+{
+    if (!f->wb_count)
+        return;
+    uint32_t lo = first > f->wb_first ? first : f->wb_first;
+    uint32_t end = first + count, wend = f->wb_first + f->wb_count;
+    uint32_t hi = end < wend ? end : wend;
+    if (lo >= hi)
+        return;
+    memcpy(buf + (size_t)(lo - first) * d->block_size,
+           f->wb + (size_t)(lo - f->wb_first) * d->block_size,
+           (size_t)(hi - lo) * d->block_size);
+}
+
 /* Fill the window with the blocks from block on; 0 or an error (the
  * caller then reads the block alone). */
 static int read_ahead(ekv_device *d, file_dev *f, uint32_t block)
 {
-    uint32_t max = RA_MAX_BYTES / d->block_size;
+    uint32_t max = run_blocks(d);
     uint32_t want = f->ra_want < RA_MIN_BLOCKS ? RA_MIN_BLOCKS : f->ra_want;
     if (want > max)
         want = max;
@@ -66,6 +132,7 @@ static int read_ahead(ekv_device *d, file_dev *f, uint32_t block)
                        f->base + (off_t)block * d->block_size);
     if (err)
         return err;
+    overlay_gathered(d, f, block, want, f->ra);
     f->ra_first = block;
     f->ra_count = want;
     f->ra_want = want * 2;
@@ -82,6 +149,11 @@ static int fd_read(ekv_device *d, uint32_t block, void *buf)
     int follows = f->have_last && block == f->last + 1;
     f->last = block;
     f->have_last = 1;
+    if (f->wb_count && block - f->wb_first < f->wb_count) {
+        memcpy(buf, f->wb + (size_t)(block - f->wb_first) * d->block_size,
+               d->block_size);
+        return 0;
+    }
     if (follows && f->ra_count && block >= f->ra_first &&
         block - f->ra_first < f->ra_count) {
         memcpy(buf, f->ra + (size_t)(block - f->ra_first) * d->block_size,
@@ -149,6 +221,8 @@ static uint32_t fd_zero_run(ekv_device *d, uint32_t first, uint32_t count)
     file_dev *f = d->ctx;
     if (first >= d->block_count || count > d->block_count - first)
         return 0;
+    if (drain(d, f))
+        return 0; /* nothing promised: reading decides */
     off_t pos = f->base + (off_t)first * d->block_size;
     data_map(f, pos);
     if (f->map_data <= pos)
@@ -182,6 +256,9 @@ static int fd_read_blocks(ekv_device *d, uint32_t first, uint32_t count,
     file_dev *f = d->ctx;
     if (first >= d->block_count || count > d->block_count - first)
         return EKV_EINVAL;
+    int err = drain(d, f);
+    if (err)
+        return err;
     off_t pos = f->base + (off_t)first * d->block_size;
     off_t end = pos + (off_t)count * d->block_size;
     char *p = buf;
@@ -196,7 +273,7 @@ static int fd_read_blocks(ekv_device *d, uint32_t first, uint32_t count,
         } else {
             if (f->map_end < stop)
                 stop = f->map_end;
-            int err = read_all(f, p, (size_t)(stop - pos), pos);
+            err = read_all(f, p, (size_t)(stop - pos), pos);
             if (err)
                 return err;
         }
@@ -209,13 +286,35 @@ static int fd_read_blocks(ekv_device *d, uint32_t first, uint32_t count,
 static int fd_write(ekv_device *d, uint32_t block, const void *buf)
 {
     file_dev *f = d->ctx;
-    f->map_lo = f->map_end = 0; /* the write may fill a hole */
-    f->ra_count = 0;            /* and change what was read ahead */
-    f->have_last = 0;
-    off_t off = f->base + (off_t)block * d->block_size;
-    size_t done = 0;
     if (block >= d->block_count)
         return EKV_EINVAL;
+    f->map_lo = f->map_end = 0; /* the write may fill a hole */
+    /* What was read ahead stays what the file will hold. */
+    if (f->ra_count && block - f->ra_first < f->ra_count)
+        memcpy(f->ra + (size_t)(block - f->ra_first) * d->block_size, buf,
+               d->block_size);
+    uint32_t max = run_blocks(d);
+    if (f->wb_count && block == f->wb_first + f->wb_count &&
+        f->wb_count < max) {
+        memcpy(f->wb + (size_t)f->wb_count * d->block_size, buf,
+               d->block_size);
+        f->wb_count++;
+        return 0;
+    }
+    int err = drain(d, f);
+    if (err)
+        return err;
+    if (max > 1 && !f->wb)
+        f->wb = malloc((size_t)max * d->block_size);
+    if (max > 1 && f->wb) {
+        memcpy(f->wb, buf, d->block_size);
+        f->wb_first = block;
+        f->wb_count = 1;
+        return 0;
+    }
+    /* Blocks too large to gather, or no memory for it: write it now. */
+    off_t off = f->base + (off_t)block * d->block_size;
+    size_t done = 0;
     while (done < d->block_size) {
         ssize_t n = pwrite(f->fd, (const char *)buf + done,
                            d->block_size - done, off + (off_t)done);
@@ -223,6 +322,8 @@ static int fd_write(ekv_device *d, uint32_t block, const void *buf)
             continue;
         if (n < 0)
             return neg_errno(errno);
+        if (n == 0)
+            return EKV_EIO;
         done += (size_t)n;
     }
     return 0;
@@ -231,6 +332,9 @@ static int fd_write(ekv_device *d, uint32_t block, const void *buf)
 static int fd_flush(ekv_device *d)
 {
     file_dev *f = d->ctx;
+    int err = drain(d, f);
+    if (err)
+        return err;
     if (f->flags & EKV_FILE_NOSYNC)
         return 0;
     while (fdatasync(f->fd) != 0) {
@@ -247,7 +351,11 @@ static int fd_flush(ekv_device *d)
 static void fd_close(ekv_device *d)
 {
     file_dev *f = d->ctx;
+    /* Nothing reported durable waits here (every such report follows a
+     * flush); what does is written, as a store that closes expects. */
+    (void)drain(d, f);
     close(f->fd); /* releases the flock */
+    free(f->wb);
     free(f->ra);
     free(f->path);
     free(f);

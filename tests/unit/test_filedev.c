@@ -693,6 +693,35 @@ START_TEST(sparse_4gib_image_opens_reading_only_its_data)
 }
 END_TEST
 
+/* And its pwrites; fail_pwrite, when set, makes them fail with that
+ * errno. */
+static uint64_t pwrites;
+static int fail_pwrite;
+
+ssize_t __real_pwrite(int fd, const void *buf, size_t len, off_t off);
+ssize_t __wrap_pwrite(int fd, const void *buf, size_t len, off_t off);
+ssize_t __wrap_pwrite(int fd, const void *buf, size_t len, off_t off)
+{
+    pwrites++;
+    if (fail_pwrite) {
+        errno = fail_pwrite;
+        return -1;
+    }
+    return __real_pwrite(fd, buf, len, off);
+}
+
+ssize_t __real_pwrite64(int fd, const void *buf, size_t len, off64_t off);
+ssize_t __wrap_pwrite64(int fd, const void *buf, size_t len, off64_t off);
+ssize_t __wrap_pwrite64(int fd, const void *buf, size_t len, off64_t off)
+{
+    pwrites++;
+    if (fail_pwrite) {
+        errno = fail_pwrite;
+        return -1;
+    }
+    return __real_pwrite64(fd, buf, len, off);
+}
+
 static uint64_t read_calls(void)
 {
     return preads;
@@ -718,6 +747,7 @@ START_TEST(runs_of_block_reads_are_read_ahead_and_see_writes)
         pattern(b, i, 0);
         ck_assert_int_eq(d->write(d, i, b), 0);
     }
+    ck_assert_int_eq(d->flush(d), 0);
     uint64_t before = read_calls();
     for (uint32_t i = 1; i < bc; i++) {
         ck_assert_int_eq(d->read(d, i, b), 0);
@@ -749,6 +779,96 @@ START_TEST(runs_of_block_reads_are_read_ahead_and_see_writes)
     ck_assert_int_eq(d->read(d, 111, b), 0);
     ck_assert_mem_eq(b, want, BS);
     ekv_device_close(d);
+}
+END_TEST
+
+/* Block bl of the file as it is now (not as the device sees it). */
+static void file_block(uint32_t bl, uint8_t *out)
+{
+    int fd = open(path, O_RDONLY);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(pread(fd, out, BS, (off_t)bl * BS), (ssize_t)BS);
+    close(fd);
+}
+
+/* Writes of consecutive blocks are gathered into large pwrites: they
+ * reach the file at the flush (or when the run breaks, or at close), the
+ * device reads them back before that, and a gathered write that fails
+ * makes the flush fail. */
+START_TEST(consecutive_writes_are_gathered_and_reach_the_file_by_the_flush)
+{
+    const uint32_t bc = 2100; /* more than one run of 256 KiB */
+    ekv_device *d = NULL;
+    ck_assert_int_eq(ekv_file_open(&d, path, EKV_FILE_CREATE, BS, bc), 0);
+    uint8_t b[BS], want[BS], zero[BS] = {0};
+    uint64_t w0 = pwrites;
+    for (uint32_t i = 1; i < bc; i++) {
+        pattern(b, i, 3);
+        ck_assert_int_eq(d->write(d, i, b), 0);
+    }
+    /* Seen by the device's reads, batches and hole map at once. */
+    ck_assert_int_eq(d->read(d, bc - 1, b), 0);
+    pattern(want, bc - 1, 3);
+    ck_assert_mem_eq(b, want, BS);
+    ck_assert_uint_eq(d->zero_run(d, bc - 10, 10), 0);
+    static uint8_t batch[BS * 8];
+    ck_assert_int_eq(d->read_blocks(d, bc - 8, 8, batch), 0);
+    for (uint32_t i = 0; i < 8; i++) {
+        pattern(want, bc - 8 + i, 3);
+        ck_assert_mem_eq(batch + (size_t)i * BS, want, BS);
+    }
+    ck_assert_int_eq(d->flush(d), 0);
+    uint64_t calls = pwrites - w0;
+    ck_assert_msg(calls >= 3 && calls <= 4,
+                  "%" PRIu64 " pwrites for %u blocks", calls, bc - 1);
+    for (uint32_t i = 1; i < bc; i += 97) {
+        file_block(i, b);
+        pattern(want, i, 3);
+        ck_assert_mem_eq(b, want, BS);
+    }
+
+    /* A write elsewhere ends the run: the run reaches the file. */
+    pattern(b, 10, 4);
+    ck_assert_int_eq(d->write(d, 10, b), 0);
+    file_block(10, want);
+    pattern(b, 10, 3);
+    ck_assert_mem_eq(want, b, BS); /* still gathered */
+    ck_assert_int_eq(d->write(d, 20, zero), 0);
+    file_block(10, want);
+    pattern(b, 10, 4);
+    ck_assert_mem_eq(want, b, BS);
+    /* A read ahead over a gathered block sees the gathered copy. */
+    for (uint32_t i = 15; i < 30; i++) {
+        ck_assert_int_eq(d->read(d, i, b), 0);
+        if (i == 20)
+            ck_assert_mem_eq(b, zero, BS);
+        else {
+            pattern(want, i, 3);
+            ck_assert_mem_eq(b, want, BS);
+        }
+    }
+
+    /* A gathered write that fails: the flush says so, nothing stays
+     * gathered, and the next flush has nothing left to fail on. */
+    pattern(b, 40, 5);
+    ck_assert_int_eq(d->write(d, 40, b), 0);
+    ck_assert_int_eq(d->write(d, 41, b), 0);
+    fail_pwrite = EIO;
+    ck_assert_int_eq(d->flush(d), -EIO);
+    fail_pwrite = 0;
+    ck_assert_int_eq(d->flush(d), 0);
+    /* ENOSPC of a gathered write comes back from the next write. */
+    ck_assert_int_eq(d->write(d, 50, b), 0);
+    fail_pwrite = ENOSPC;
+    ck_assert_int_eq(d->write(d, 60, b), -ENOSPC);
+    fail_pwrite = 0;
+
+    /* Close writes what is still gathered. */
+    pattern(b, 70, 6);
+    ck_assert_int_eq(d->write(d, 70, b), 0);
+    ekv_device_close(d);
+    file_block(70, want);
+    ck_assert_mem_eq(want, b, BS);
 }
 END_TEST
 
@@ -785,6 +905,7 @@ static Suite *make(void)
     tcase_add_test(tc, sparse_4gib_image_opens_reading_only_its_data);
     tcase_add_test(tc, holes_are_found_inside_a_window);
     tcase_add_test(tc, runs_of_block_reads_are_read_ahead_and_see_writes);
+    tcase_add_test(tc, consecutive_writes_are_gathered_and_reach_the_file_by_the_flush);
     suite_add_tcase(s, tc);
     return s;
 }
