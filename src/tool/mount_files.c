@@ -491,8 +491,13 @@ void ekvfs_write(fuse_req_t req, fuse_ino_t ino, const char *data,
         if (pos + size > max)
             size = (size_t)(max - pos); /* a short write, then EFBIG */
         size_t end = (size_t)pos + size;
-        if (end > n->len)
-            err = resize(n, end);
+        /* Past the end: zeros up to pos (a gap reads as zeros), the data
+         * after; a write of nothing changes nothing. */
+        if (size && end > n->len && !(err = reserve(n, end))) {
+            if (pos > n->len)
+                memset(n->buf + n->len, 0, (size_t)pos - n->len);
+            n->len = end;
+        }
         if (!err && size) {
             memcpy(n->buf + pos, data, size);
             mark_dirty(h);
