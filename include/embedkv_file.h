@@ -6,6 +6,16 @@
  * never write one image: writers take an exclusive lock, read-only openers a
  * shared one, both without waiting. Not available in freestanding builds.
  *
+ * Runs of blocks move in large calls: single-block reads that follow each
+ * other are read ahead (up to 256 KiB per pread), and writes of
+ * consecutive blocks are gathered into one pwrite of up to 256 KiB. Gathered
+ * writes reach the file before the flush returns (with EKV_FILE_NOSYNC
+ * too), before any read of the file that could see them, and at close; the
+ * device's own reads see them at once. A gathered write that fails is
+ * reported by the call that sent it to the file: the flush (which then
+ * fails), or a later write or batch read. Close the device only after a
+ * flush if a write error must not go unseen.
+ *
  * Copyright 2026 the embedkv C authors. Licensed under the Apache License 2.0.
  */
 #ifndef EMBEDKV_FILE_H
