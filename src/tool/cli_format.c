@@ -91,12 +91,12 @@ typedef struct target {
     const char *path;
     char canon[PATH_MAX + 1]; /* a new file's canonical path ("" if
                                  unknown), to spot duplicates */
-    int exists;
-    int blockdev;
     uint64_t size;     /* bytes now (0 if new) */
     image_probe probe; /* when it exists */
     dev_t dev;
     ino_t ino;
+    int exists;
+    int blockdev;
     int blank;         /* an existing regular file of only 0x00 (or only
                           0xFF) bytes: nothing to lose */
     uint8_t blank_byte; /* which of the two */

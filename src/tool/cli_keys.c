@@ -274,8 +274,8 @@ static int open_key_command(int argc, char **argv, const char *cmd,
         }
         return bad_option(cmd, EXIT_USAGE, argv, optopt);
     }
-    int npos, nimg;
-    const char *key;
+    int npos, nimg = 0;
+    const char *key = NULL;
     char **pos = positionals(argc, argv, &npos);
     if (forms > 1)
         return usage_error(cmd, EXIT_USAGE, "-e and -x exclude each other");
@@ -432,8 +432,8 @@ int cmd_put(int argc, char **argv)
             return bad_option("put", EXIT_USAGE, argv, optopt);
         }
     }
-    int npos, nimg;
-    const char *key;
+    int npos, nimg = 0;
+    const char *key = NULL;
     char **pos = positionals(argc, argv, &npos);
     if (forms > 1)
         return usage_error("put", EXIT_USAGE, "-e and -x exclude each other");

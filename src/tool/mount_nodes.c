@@ -60,7 +60,7 @@ static int grow_table(void)
     if (fs.tab_count < fs.tab_cap)
         return 0;
     size_t ncap = fs.tab_cap ? fs.tab_cap * 2 : 256;
-    struct node **nt = calloc(ncap, sizeof(*nt));
+    struct node **nt = calloc(ncap, sizeof(struct node *));
     if (!nt)
         return -ENOMEM;
     struct node **old = fs.tab;

@@ -73,7 +73,8 @@ size_t key_escape(const uint8_t *key, size_t klen, char *out)
 {
     size_t o = 0;
     if (klen == 0) {
-        strcpy(out, "%");
+        out[0] = '%';
+        out[1] = '\0';
         return 1;
     }
     int dots = (klen == 1 && key[0] == '.') ||
