@@ -64,6 +64,23 @@ static int neg_errno(int e)
 
 static int read_all(file_dev *f, char *p, size_t len, off_t off);
 
+/* pwrite all of p[0, len) at off. */
+static int write_all(file_dev *f, const char *p, size_t len, off_t off)
+{
+    size_t done = 0;
+    while (done < len) {
+        ssize_t n = pwrite(f->fd, p + done, len - done, off + (off_t)done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return neg_errno(errno);
+        if (n == 0)
+            return EKV_EIO;
+        done += (size_t)n;
+    }
+    return 0;
+}
+
 /* Blocks of the gathering buffer and of the read-ahead window: runs of up
  * to RA_MAX_BYTES, never less than one block. */
 static uint32_t run_blocks(const ekv_device *d)
@@ -79,22 +96,11 @@ static int drain(ekv_device *d, file_dev *f)
 {
     if (!f->wb_count)
         return 0;
-    const char *p = (const char *)f->wb;
-    size_t len = (size_t)f->wb_count * d->block_size, done = 0;
+    size_t len = (size_t)f->wb_count * d->block_size;
     off_t off = f->base + (off_t)f->wb_first * d->block_size;
     f->wb_count = 0;
     f->map_lo = f->map_end = 0; /* the write may fill a hole */
-    while (done < len) {
-        ssize_t n = pwrite(f->fd, p + done, len - done, off + (off_t)done);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return neg_errno(errno);
-        if (n == 0)
-            return EKV_EIO;
-        done += (size_t)n;
-    }
-    return 0;
+    return write_all(f, (const char *)f->wb, len, off);
 }
 
 /* Copy the gathered blocks that lie in [first, first + count) over buf,
@@ -143,7 +149,6 @@ static int fd_read(ekv_device *d, uint32_t block, void *buf)
 {
     file_dev *f = d->ctx;
     off_t off = f->base + (off_t)block * d->block_size;
-    size_t done = 0;
     if (block >= d->block_count)
         return EKV_EINVAL;
     int follows = f->have_last && block == f->last + 1;
@@ -167,18 +172,7 @@ static int fd_read(ekv_device *d, uint32_t block, void *buf)
         memcpy(buf, f->ra, d->block_size);
         return 0;
     }
-    while (done < d->block_size) {
-        ssize_t n = pread(f->fd, (char *)buf + done, d->block_size - done,
-                          off + (off_t)done);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return neg_errno(errno);
-        if (n == 0)
-            return EKV_EIO; /* the file shrank under us */
-        done += (size_t)n;
-    }
-    return 0;
+    return read_all(f, buf, d->block_size, off);
 }
 
 /* ---- reading many blocks, and the holes of a sparse file ------------- */
@@ -313,20 +307,8 @@ static int fd_write(ekv_device *d, uint32_t block, const void *buf)
         return 0;
     }
     /* Blocks too large to gather, or no memory for it: write it now. */
-    off_t off = f->base + (off_t)block * d->block_size;
-    size_t done = 0;
-    while (done < d->block_size) {
-        ssize_t n = pwrite(f->fd, (const char *)buf + done,
-                           d->block_size - done, off + (off_t)done);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return neg_errno(errno);
-        if (n == 0)
-            return EKV_EIO;
-        done += (size_t)n;
-    }
-    return 0;
+    return write_all(f, buf, d->block_size,
+                     f->base + (off_t)block * d->block_size);
 }
 
 static int fd_flush(ekv_device *d)

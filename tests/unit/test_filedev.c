@@ -500,25 +500,20 @@ END_TEST
  * wrapper such as valgrind reads for itself. */
 static uint64_t preads, pread_bytes;
 
-ssize_t __real_pread(int fd, void *buf, size_t len, off_t off);
-ssize_t __wrap_pread(int fd, void *buf, size_t len, off_t off);
-ssize_t __wrap_pread(int fd, void *buf, size_t len, off_t off)
-{
-    ssize_t n = __real_pread(fd, buf, len, off);
-    preads++;
-    pread_bytes += n > 0 ? (uint64_t)n : 0;
-    return n;
-}
-
-ssize_t __real_pread64(int fd, void *buf, size_t len, off64_t off);
-ssize_t __wrap_pread64(int fd, void *buf, size_t len, off64_t off);
-ssize_t __wrap_pread64(int fd, void *buf, size_t len, off64_t off)
-{
-    ssize_t n = __real_pread64(fd, buf, len, off);
-    preads++;
-    pread_bytes += n > 0 ? (uint64_t)n : 0;
-    return n;
-}
+/* One wrapper for each name: glibc calls pread64 where off_t is 64-bit
+ * by _FILE_OFFSET_BITS, pread elsewhere. */
+#define COUNTING_PREAD(name, off_type)                                   \
+    ssize_t __real_##name(int fd, void *buf, size_t len, off_type off);  \
+    ssize_t __wrap_##name(int fd, void *buf, size_t len, off_type off);  \
+    ssize_t __wrap_##name(int fd, void *buf, size_t len, off_type off)   \
+    {                                                                    \
+        ssize_t n = __real_##name(fd, buf, len, off);                    \
+        preads++;                                                        \
+        pread_bytes += n > 0 ? (uint64_t)n : 0;                          \
+        return n;                                                        \
+    }
+COUNTING_PREAD(pread, off_t)
+COUNTING_PREAD(pread64, off64_t)
 
 /* Bytes the device has read with pread so far. */
 static uint64_t bytes_read(void)
@@ -698,29 +693,21 @@ END_TEST
 static uint64_t pwrites;
 static int fail_pwrite;
 
-ssize_t __real_pwrite(int fd, const void *buf, size_t len, off_t off);
-ssize_t __wrap_pwrite(int fd, const void *buf, size_t len, off_t off);
-ssize_t __wrap_pwrite(int fd, const void *buf, size_t len, off_t off)
-{
-    pwrites++;
-    if (fail_pwrite) {
-        errno = fail_pwrite;
-        return -1;
+/* As for pread. */
+#define COUNTING_PWRITE(name, off_type)                                      \
+    ssize_t __real_##name(int fd, const void *buf, size_t len, off_type off); \
+    ssize_t __wrap_##name(int fd, const void *buf, size_t len, off_type off); \
+    ssize_t __wrap_##name(int fd, const void *buf, size_t len, off_type off)  \
+    {                                                                        \
+        pwrites++;                                                           \
+        if (fail_pwrite) {                                                   \
+            errno = fail_pwrite;                                             \
+            return -1;                                                       \
+        }                                                                    \
+        return __real_##name(fd, buf, len, off);                             \
     }
-    return __real_pwrite(fd, buf, len, off);
-}
-
-ssize_t __real_pwrite64(int fd, const void *buf, size_t len, off64_t off);
-ssize_t __wrap_pwrite64(int fd, const void *buf, size_t len, off64_t off);
-ssize_t __wrap_pwrite64(int fd, const void *buf, size_t len, off64_t off)
-{
-    pwrites++;
-    if (fail_pwrite) {
-        errno = fail_pwrite;
-        return -1;
-    }
-    return __real_pwrite64(fd, buf, len, off);
-}
+COUNTING_PWRITE(pwrite, off_t)
+COUNTING_PWRITE(pwrite64, off64_t)
 
 static uint64_t read_calls(void)
 {
