@@ -692,6 +692,7 @@ END_TEST
  * errno. */
 static uint64_t pwrites;
 static int fail_pwrite;
+static uint64_t fail_after = UINT64_MAX; /* pwrites fail (EIO) past this */
 
 /* As for pread. */
 #define COUNTING_PWRITE(name, off_type)                                      \
@@ -699,7 +700,8 @@ static int fail_pwrite;
     ssize_t __wrap_##name(int fd, const void *buf, size_t len, off_type off); \
     ssize_t __wrap_##name(int fd, const void *buf, size_t len, off_type off)  \
     {                                                                        \
-        pwrites++;                                                           \
+        if (++pwrites > fail_after && !fail_pwrite)                          \
+            fail_pwrite = EIO;                                               \
         if (fail_pwrite) {                                                   \
             errno = fail_pwrite;                                             \
             return -1;                                                       \
@@ -859,6 +861,67 @@ START_TEST(consecutive_writes_are_gathered_and_reach_the_file_by_the_flush)
 }
 END_TEST
 
+/* Fill v with the value of version ver (len bytes). */
+static void long_value(uint8_t *v, size_t len, uint8_t ver)
+{
+    for (size_t i = 0; i < len; i++)
+        v[i] = (uint8_t)(i * 13 + (i >> 8) + ver);
+}
+
+/* The file device fails for good from some pwrite on, during a put of a
+ * value that takes two gathered runs: for every point of failure, a put
+ * that reports success left the new value, and one that reports failure
+ * left the old one (a complete value either way, and the other key
+ * untouched) once the device works again and the store is reopened. */
+START_TEST(failed_gathered_writes_fail_the_put_and_keep_the_old_value)
+{
+    const uint32_t bc = 4096;
+    const size_t len = 300 * 1024; /* over 1024 blocks of 256 bytes */
+    static uint8_t v1[300 * 1024], v2[300 * 1024], got[300 * 1024];
+    long_value(v1, len, 1);
+    long_value(v2, len, 2);
+    int failed = 0, succeeded = 0;
+    for (uint64_t n = 0; n < 8; n++) {
+        ekv_device *d = NULL;
+        ekv_store *st = NULL;
+        ck_assert_int_eq(
+            ekv_file_open(&d, path, EKV_FILE_CREATE, BS, bc), 0);
+        ck_assert_int_eq(ekv_format(&d, 1, NULL), 0);
+        ck_assert_int_eq(ekv_open(&st, &d, 1, NULL), 0);
+        ck_assert_int_eq(put_s(st, "other", "stays"), 0);
+        ck_assert_int_eq(ekv_put(st, "big", 3, v1, len), 0);
+        fail_after = pwrites + n;
+        int err = ekv_put(st, "big", 3, v2, len);
+        if (err)
+            failed++;
+        else
+            succeeded++;
+        ekv_close(st);
+        fail_pwrite = 0;
+        fail_after = UINT64_MAX;
+        ekv_device_close(d);
+
+        ck_assert_int_eq(ekv_file_open(&d, path, 0, 0, 0), 0);
+        ck_assert_int_eq(ekv_open(&st, &d, 1, NULL), 0);
+        size_t glen = 0;
+        ck_assert_int_eq(ekv_get(st, "big", 3, got, sizeof(got), &glen), 0);
+        ck_assert_uint_eq(glen, len);
+        ck_assert_msg(memcmp(got, err ? v1 : v2, len) == 0,
+                      "failure after %" PRIu64 " pwrites: put said %d, "
+                      "the value read back is not the %s one", n, err,
+                      err ? "old" : "new");
+        ck_assert_str_eq(get_s(st, "other"), "stays");
+        ekv_close(st);
+        ekv_device_close(d);
+        unlink(path);
+    }
+    /* Both outcomes were seen: the failure hit the new record's runs
+     * (early) and only the old record's erasure (late). */
+    ck_assert_int_gt(failed, 0);
+    ck_assert_int_gt(succeeded, 0);
+}
+END_TEST
+
 static Suite *make(void)
 {
     Suite *s = suite_create("filedev");
@@ -893,6 +956,7 @@ static Suite *make(void)
     tcase_add_test(tc, holes_are_found_inside_a_window);
     tcase_add_test(tc, runs_of_block_reads_are_read_ahead_and_see_writes);
     tcase_add_test(tc, consecutive_writes_are_gathered_and_reach_the_file_by_the_flush);
+    tcase_add_test(tc, failed_gathered_writes_fail_the_put_and_keep_the_old_value);
     suite_add_tcase(s, tc);
     return s;
 }
