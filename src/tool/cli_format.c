@@ -89,8 +89,6 @@ static int parse_erase_byte(const char *s, uint8_t *out)
 /* What we know about one image before formatting it. */
 typedef struct target {
     const char *path;
-    char canon[PATH_MAX + 1]; /* a new file's canonical path ("" if
-                                 unknown), to spot duplicates */
     uint64_t size;     /* bytes now (0 if new) */
     image_probe probe; /* when it exists */
     dev_t dev;
@@ -100,6 +98,8 @@ typedef struct target {
     int blank;         /* an existing regular file of only 0x00 (or only
                           0xFF) bytes: nothing to lose */
     uint8_t blank_byte; /* which of the two */
+    char canon[PATH_MAX + 1]; /* a new file's canonical path ("" if
+                                 unknown), to spot duplicates */
 } target;
 
 /* Whether the regular file at path holds nothing but 0x00 bytes (holes

@@ -305,8 +305,8 @@ static int open_key_command(int argc, char **argv, const char *cmd,
 
 int cmd_get(int argc, char **argv)
 {
-    key_arg k;
-    images im;
+    key_arg k = {0};
+    images im = {0};
     int rc = open_key_command(argc, argv, "get", get_help,
                               IMG_RDONLY | IMG_DEGRADED, &k, &im);
     if (rc >= 0)
@@ -536,8 +536,8 @@ static const char rm_help[] =
 
 int cmd_rm(int argc, char **argv)
 {
-    key_arg k;
-    images im;
+    key_arg k = {0};
+    images im = {0};
     int rc = open_key_command(argc, argv, "rm", rm_help, 0, &k, &im);
     if (rc >= 0)
         return rc;
