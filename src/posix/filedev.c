@@ -34,8 +34,8 @@ typedef struct file_dev {
     char *path;
     /* Where the file holds data, as SEEK_DATA/SEEK_HOLE said last (see
      * data_map): no data in [map_lo, map_data), data in [map_data,
-     * map_end). Empty (map_end == map_lo) until asked; any write empties
-     * it, as it may fill a hole. */
+     * map_end). Empty (map_end == map_lo) until asked; a write that
+     * reaches the file empties it, as it may fill a hole. */
     off_t map_lo, map_data, map_end;
     /* Read-ahead for runs of single-block reads (the chunks of a long
      * value, read one after the other): once a read follows the block
@@ -282,7 +282,6 @@ static int fd_write(ekv_device *d, uint32_t block, const void *buf)
     file_dev *f = d->ctx;
     if (block >= d->block_count)
         return EKV_EINVAL;
-    f->map_lo = f->map_end = 0; /* the write may fill a hole */
     /* What was read ahead stays what the file will hold. */
     if (f->ra_count && block - f->ra_first < f->ra_count)
         memcpy(f->ra + (size_t)(block - f->ra_first) * d->block_size, buf,
@@ -307,6 +306,7 @@ static int fd_write(ekv_device *d, uint32_t block, const void *buf)
         return 0;
     }
     /* Blocks too large to gather, or no memory for it: write it now. */
+    f->map_lo = f->map_end = 0; /* the write may fill a hole */
     return write_all(f, buf, d->block_size,
                      f->base + (off_t)block * d->block_size);
 }
