@@ -435,6 +435,68 @@ int ekv_put_flags(ekv_store *s, const void *key, size_t key_len,
  * Durable on return 0.
  */
 int ekv_delete(ekv_store *s, const void *key, size_t key_len);
+
+/*
+ * Streamed puts: a value written to the devices while it arrives, for
+ * values too large to hand over in one piece, or to overlap producing a
+ * value with writing it. The result is the same record, in the same blocks,
+ * that ekv_put_flags of the whole value would write then: what differs is
+ * when its blocks are written.
+ *
+ *   ekv_stream *w;
+ *   err = ekv_stream_open(s, &w, key, key_len, 0);
+ *   while (!err && more) err = ekv_stream_write(w, piece, n);
+ *   err = err ? (ekv_stream_abandon(w), err) : ekv_stream_commit(w);
+ *
+ * - ekv_stream_write writes every chunk as soon as the data after it
+ *   arrives (a chunk's header names the next block, and the last one says
+ *   it is last), so one chunk's worth of data, and the first payload,
+ *   wait in the stream's memory (about two blocks).
+ * - ekv_stream_commit writes the last chunk and then the descriptor, and
+ *   flushes, replica by replica; then it erases the old record, as ekv_put
+ *   does. Until the descriptor is written nothing refers to the chunks: a
+ *   crash before the commit returns leaves the old value (recovery erases
+ *   the chunks), and the commit's result is ekv_put's. The generation is
+ *   taken at commit, so puts and deletes of the same key in between are
+ *   older than the stream's value.
+ * - Other calls on the store may come between a stream's calls, and
+ *   several streams may be open; the blocks a stream holds are in use for
+ *   everyone else. ekv_recover and ekv_repair refuse (EKV_EBUSY) while a
+ *   stream is open; ekv_close frees open streams without writing (their
+ *   blocks are garbage that the next recovery erases).
+ * - After an error from ekv_stream_write (EKV_ENOSPC, EKV_EFBIG, a device
+ *   error) the stream is dead: every later call returns that error, and
+ *   only ekv_stream_abandon is left to call.
+ * Indexed builds only: EKV_NO_INDEX builds return EKV_ENOSYS from open.
+ */
+typedef struct ekv_stream ekv_stream;
+
+/*
+ * ekv_stream_open - start a streamed put of key (user_flags as for
+ * ekv_put_flags). Writes nothing yet.
+ * Returns 0 (*out set); EKV_EINVAL, EKV_EROFS, EKV_ENAMETOOLONG,
+ * EKV_ENOMEM, EKV_ENOSYS.
+ */
+int ekv_stream_open(ekv_store *s, ekv_stream **out, const void *key,
+                    size_t key_len, uint32_t user_flags);
+/*
+ * ekv_stream_write - append len bytes to the value. Returns 0, or the
+ * stream's error: EKV_EFBIG (the value would outgrow the store or 4 GiB),
+ * EKV_ENOSPC (no free block for the next chunk now), or the device's.
+ */
+int ekv_stream_write(ekv_stream *w, const void *data, size_t len);
+/*
+ * ekv_stream_commit - store the value written so far, and free w.
+ * Returns what ekv_put would; after a failure nothing of the stream is
+ * left on any device (flushed) and the old value is in force.
+ */
+int ekv_stream_commit(ekv_stream *w);
+/*
+ * ekv_stream_abandon - drop the stream and free w: its chunks are erased
+ * and its blocks given back (no flush: a crash meanwhile leaves chunks
+ * that no descriptor names, and recovery erases them). NULL is ignored.
+ */
+void ekv_stream_abandon(ekv_stream *w);
 #endif /* !EKV_READONLY */
 
 /*

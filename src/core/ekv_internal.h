@@ -322,6 +322,9 @@ struct ekv_store {
     uint32_t healed_replicas, healed_records;
     int heal_err; /* why EKV_OPEN_HEAL could not finish, or 0 */
 #endif
+#if !defined(EKV_NO_INDEX) && !defined(EKV_READONLY)
+    ekv_stream *streams; /* open streamed puts (stream.c) */
+#endif
     ekv_replica rep[];
 };
 
@@ -408,6 +411,54 @@ int write_everywhere(ekv_store *s, uint32_t mask, uint32_t count,
 /* Erase a record (chunks along its chain, then the descriptor) and
  * flush. count: its block count if known (1 saves a read), else 0. */
 int erase_chain(ekv_store *s, unsigned r, uint32_t desc, uint32_t count);
+/* Erase, from block next on, the chunks 1 .. count - 1 of descriptor desc
+ * on replica r, as long as each one still names desc and its index; no
+ * flush. Returns how many it found; the first write error goes to *err if
+ * that is 0. */
+uint32_t erase_chunks(ekv_store *s, unsigned r, uint32_t desc,
+                      uint32_t next, uint32_t count, int *err);
+#ifndef EKV_READONLY
+/* Build block idx of a record in s->wbuf: the descriptor (idx 0, holding
+ * val's first bytes, val_len as the total size) or chunk idx (the bytes
+ * of val from *off on, as many as fit); *off advances past what went in. */
+void record_block(ekv_store *s, uint32_t idx, uint32_t self, uint32_t desc,
+                  uint32_t next, uint32_t count, const uint8_t *key,
+                  size_t key_len, const uint8_t *val, size_t val_len,
+                  size_t *off, uint32_t gen, uint32_t user_flags);
+#endif
+/* stream.c: whether a streamed put is open on s; free every open one
+ * (ekv_close), without writing. */
+#if !defined(EKV_NO_INDEX) && !defined(EKV_READONLY)
+static inline bool streams_open(const ekv_store *s)
+{
+    return s->streams != NULL;
+}
+void streams_drop(ekv_store *s);
+#else
+static inline bool streams_open(const ekv_store *s)
+{
+    (void)s;
+    return false;
+}
+static inline void streams_drop(ekv_store *s)
+{
+    (void)s;
+}
+#endif
+#ifndef EKV_READONLY
+/* 0, EKV_EINVAL (no store) or EKV_EROFS. */
+int check_writable(ekv_store *s);
+/* The first half of a put of key: its entry (added if new), the
+ * generation the new record gets, and the slots of the records it
+ * replaces. 0, EKV_ENOMEM, EKV_ERANGE or a scan's read error. */
+int put_prepare(ekv_store *s, const uint8_t *key, size_t key_len,
+                ekv_entry **e, uint32_t *gen, ekv_slot old[]);
+/* The second half, once the new record (desc[r] on every replica of mask)
+ * is durable: erase the old records, point the entry at the new one. */
+void put_retire(ekv_store *s, ekv_entry *e, const ekv_slot old[],
+                uint32_t mask, const uint32_t desc[], uint32_t gen,
+                size_t key_len, size_t val_len);
+#endif
 void fill_info(const ekv_store *s, const ekv_entry *e, const uint8_t *key,
                ekv_key_info *info);
 unsigned copies_in_order(const ekv_store *s, const ekv_entry *e,

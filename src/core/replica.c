@@ -601,6 +601,8 @@ int ekv_repair(ekv_store *s, uint32_t *copied)
 #if defined(EKV_NO_INDEX) || EKV_MAX_REPLICAS == 1
     return EKV_ENOSYS; /* repair walks the index, over several replicas */
 #else
+    if (streams_open(s))
+        return EKV_EBUSY; /* rebuilding would erase their chunks */
     uint32_t before = s->healed_records;
     int err = heal(s, true);
     if (copied)

@@ -296,7 +296,7 @@ int ekv_iterate(ekv_store *s, int (*fn)(void *ctx, const ekv_key_info *info),
 #ifndef EKV_READONLY
 
 /* Build block idx of a record in s->wbuf. */
-static void build_block(ekv_store *s, uint32_t idx, uint32_t self,
+void record_block(ekv_store *s, uint32_t idx, uint32_t self,
                         uint32_t desc, uint32_t next, uint32_t count,
                         const uint8_t *key, size_t key_len, const uint8_t *val,
                         size_t val_len, size_t *off, uint32_t gen,
@@ -360,7 +360,7 @@ static int write_record(ekv_store *s, unsigned r, uint32_t count,
             return EKV_ENOSPC; /* free_count said otherwise: be safe */
         uint32_t next =
             idx + 1 < count ? mode_alloc(s, r, b) : EKV_BLOCK_NONE;
-        build_block(s, idx, b, *desc, next, count, key, key_len, val,
+        record_block(s, idx, b, *desc, next, count, key, key_len, val,
                     val_len, &off, gen, user_flags);
         int err = dev_write(s, r, b, s->wbuf);
         if (err) {
@@ -374,17 +374,12 @@ static int write_record(ekv_store *s, unsigned r, uint32_t count,
     return 0;
 }
 
-int erase_chain(ekv_store *s, unsigned r, uint32_t desc, uint32_t count)
+uint32_t erase_chunks(ekv_store *s, unsigned r, uint32_t desc,
+                      uint32_t next, uint32_t count, int *err)
 {
     uint8_t *blk = s->rbuf;
-    uint32_t next = EKV_BLOCK_NONE;
-    int err = 0;
-    if (count != 1 && dev_read(s, r, desc, blk) == 0 &&
-        blk[0] == EKV_TYPE_DESCRIPTOR && read_crc_ok(s, blk)) {
-        count = get_le32(blk + DESC_CHUNK_COUNT);
-        next = get_le32(blk + DESC_NEXT);
-    }
-    for (uint32_t idx = 1; idx < count && next < s->bc; idx++) {
+    uint32_t idx = 1;
+    for (; idx < count && next < s->bc; idx++) {
         /* Only blocks that still say they belong here are ours. */
         if (dev_read(s, r, next, blk) || blk[0] != EKV_TYPE_CHUNK ||
             !read_crc_ok(s, blk) ||
@@ -395,10 +390,24 @@ int erase_chain(ekv_store *s, unsigned r, uint32_t desc, uint32_t count)
         int rc = dev_write(s, r, next, s->ebuf);
         if (rc == 0)
             mode_release_block(s, r, next);
-        else if (!err)
-            err = rc;
+        else if (!*err)
+            *err = rc;
         next = after;
     }
+    return idx - 1;
+}
+
+int erase_chain(ekv_store *s, unsigned r, uint32_t desc, uint32_t count)
+{
+    uint8_t *blk = s->rbuf;
+    uint32_t next = EKV_BLOCK_NONE;
+    int err = 0;
+    if (count != 1 && dev_read(s, r, desc, blk) == 0 &&
+        blk[0] == EKV_TYPE_DESCRIPTOR && read_crc_ok(s, blk)) {
+        count = get_le32(blk + DESC_CHUNK_COUNT);
+        next = get_le32(blk + DESC_NEXT);
+    }
+    (void)erase_chunks(s, r, desc, next, count, &err);
     int rc = dev_write(s, r, desc, s->ebuf);
     if (rc && !err)
         err = rc;
@@ -447,11 +456,66 @@ int write_everywhere(ekv_store *s, uint32_t mask, uint32_t count,
     return err;
 }
 
-static int check_writable(ekv_store *s)
+int check_writable(ekv_store *s)
 {
     if (!s)
         return EKV_EINVAL;
     return (s->flags & EKV_OPEN_RDONLY) ? EKV_EROFS : 0;
+}
+
+int put_prepare(ekv_store *s, const uint8_t *key, size_t key_len,
+                ekv_entry **out, uint32_t *gen, ekv_slot old[])
+{
+    ekv_entry *e = mode_locate_or_add(s, key, key_len);
+    if (!e)
+        return EKV_ENOMEM;
+    /* Scan mode could not read every block: the key's newest generation
+     * (and the copy to retire) may be out of sight, so do not guess. */
+    if (s->lookup_err)
+        return s->lookup_err;
+    uint32_t g = 0;
+    for (unsigned r = 0; r < nrep(s); r++)
+        if (e->rep[r].desc != EKV_BLOCK_NONE && e->rep[r].gen > g)
+            g = e->rep[r].gen;
+    /* Generation 0xFFFFFFFF + 1 would wrap to 0 and lose to the old
+     * record on the next recovery: refuse instead. */
+    if (g == 0xffffffffu) {
+        mode_forget(s, e);
+        return EKV_ERANGE;
+    }
+    /* Keep what the old records were: in scan mode e is scratch that
+     * writing may not touch, but the erase below needs it. */
+    for (unsigned r = 0; r < nrep(s); r++)
+        old[r] = e->rep[r];
+    *out = e;
+    *gen = g + 1;
+    return 0;
+}
+
+void put_retire(ekv_store *s, ekv_entry *e, const ekv_slot old[],
+                uint32_t mask, const uint32_t desc[], uint32_t gen,
+                size_t key_len, size_t val_len)
+{
+    /* Phase two: the new record is durable everywhere; retire old ones.
+     * An erase that fails only costs space until the next recovery, and
+     * the newer generation wins meanwhile: the put has succeeded. */
+    for (unsigned r = 0; r < nrep(s); r++) {
+        if (!(mask & (1u << r)))
+            continue;
+        /* A record left behind here would come back once a delete has
+         * erased the newer one: after a failed erase, try once more (a
+         * transient error is the common case; the chain walk skips what
+         * is already erased). */
+        if (old[r].desc != EKV_BLOCK_NONE) {
+            uint32_t oldn =
+                (uint32_t)record_blocks(s->bs, key_len, old[r].size);
+            if (erase_chain(s, r, old[r].desc, oldn) != 0)
+                (void)erase_chain(s, r, old[r].desc, oldn);
+        }
+        e->rep[r].desc = desc[r];
+        e->rep[r].gen = gen;
+        e->rep[r].size = (uint32_t)val_len;
+    }
 }
 
 int ekv_put_flags(ekv_store *s, const void *key_, size_t key_len,
@@ -479,59 +543,22 @@ int ekv_put_flags(ekv_store *s, const void *key_, size_t key_len,
         mask |= 1u << r;
     }
 
-    ekv_entry *e = mode_locate_or_add(s, key, key_len);
-    if (!e)
-        return EKV_ENOMEM;
-    /* Scan mode could not read every block: the key's newest generation
-     * (and the copy to retire) may be out of sight, so do not guess. */
-    if (s->lookup_err)
-        return s->lookup_err;
+    ekv_entry *e = NULL;
     uint32_t gen = 0;
-    for (unsigned r = 0; r < nrep(s); r++)
-        if (e->rep[r].desc != EKV_BLOCK_NONE && e->rep[r].gen > gen)
-            gen = e->rep[r].gen;
-    /* Generation 0xFFFFFFFF + 1 would wrap to 0 and lose to the old
-     * record on the next recovery: refuse instead. */
-    if (gen == 0xffffffffu) {
-        mode_forget(s, e);
-        return EKV_ERANGE;
-    }
-    /* Keep what the old records were: in scan mode e is scratch that
-     * writing may not touch, but the erase below needs it. */
     ekv_slot old[EKV_MAX_REPLICAS] = {{0}}; /* zeroed: quiets the analyzer */
-    for (unsigned r = 0; r < nrep(s); r++)
-        old[r] = e->rep[r];
-
+    err = put_prepare(s, key, key_len, &e, &gen, old);
+    if (err)
+        return err;
     uint32_t desc[EKV_MAX_REPLICAS];
     err = replica_before_change(s);
     if (!err)
         err = write_everywhere(s, mask, count, key, key_len, val, val_len,
-                               gen + 1, user_flags, desc);
+                               gen, user_flags, desc);
     if (err) {
         mode_forget(s, e);
         return err;
     }
-
-    /* Phase two: the new record is durable everywhere; retire old ones.
-     * An erase that fails only costs space until the next recovery, and
-     * the newer generation wins meanwhile: the put has succeeded. */
-    for (unsigned r = 0; r < nrep(s); r++) {
-        if (!(mask & (1u << r)))
-            continue;
-        /* A record left behind here would come back once a delete has
-         * erased the newer one: after a failed erase, try once more (a
-         * transient error is the common case; the chain walk skips what
-         * is already erased). */
-        if (old[r].desc != EKV_BLOCK_NONE) {
-            uint32_t oldn =
-                (uint32_t)record_blocks(s->bs, key_len, old[r].size);
-            if (erase_chain(s, r, old[r].desc, oldn) != 0)
-                (void)erase_chain(s, r, old[r].desc, oldn);
-        }
-        e->rep[r].desc = desc[r];
-        e->rep[r].gen = gen + 1;
-        e->rep[r].size = (uint32_t)val_len;
-    }
+    put_retire(s, e, old, mask, desc, gen, key_len, val_len);
     return 0;
 }
 
@@ -683,6 +710,7 @@ void ekv_close(ekv_store *s)
 {
     if (!s)
         return;
+    streams_drop(s);
     mode_release(s);
     mem_free(&s->alloc, s->rbuf, (size_t)s->bs * 3);
     ekv_allocator a = s->alloc;
@@ -781,6 +809,8 @@ int ekv_recover(ekv_store *s)
 {
     if (!s)
         return EKV_EINVAL;
+    if (streams_open(s))
+        return EKV_EBUSY; /* recovery would erase their chunks */
     return rebuild(s);
 }
 
