@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <time.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -294,9 +295,18 @@ static int fd_write(ekv_device *d, uint32_t block, const void *buf)
         f->wb_count++;
         return 0;
     }
+    /* A full buffer in the middle of a run: a large value is being
+     * written. Start the disk on it now, so the flush that ends the put
+     * finds most of it written already. */
+    bool full = f->wb_count == max && block == f->wb_first + max;
+    off_t run_off = f->base + (off_t)f->wb_first * d->block_size;
+    size_t run_len = (size_t)f->wb_count * d->block_size;
     int err = drain(d, f);
     if (err)
         return err;
+    if (full && !(f->flags & EKV_FILE_NOSYNC))
+        (void)sync_file_range(f->fd, run_off, (off_t)run_len,
+                              SYNC_FILE_RANGE_WRITE);
     if (max > 1 && !f->wb)
         f->wb = malloc((size_t)max * d->block_size);
     if (max > 1 && f->wb) {

@@ -94,6 +94,10 @@ struct node {
                                  caller was told */
     bool unsynced;            /* created here; its empty value may not be
                                  durable yet */
+    ekv_stream *stream;       /* a streamed put following the content
+                                 (mount_stream.c), or NULL */
+    size_t streamed;          /* content bytes handed to it */
+    bool no_stream;           /* do not stream these changes again */
     struct timespec atime, mtime, ctime;
 };
 
@@ -197,8 +201,22 @@ void devsync_install(ekv_device *const devs[], unsigned n);
 /* ekv_put with the flushes that policy p lets wait deferred. */
 int devsync_put(ekv_store *s, const void *key, size_t klen, const void *val,
                 size_t len, enum flush_policy p);
+/* ekv_stream_commit with the flushes that policy p lets wait deferred. */
+int devsync_commit(ekv_stream *w, enum flush_policy p);
 /* Make every deferred flush durable now. Returns 0 or the first error. */
 int devsync_now(void);
+
+/* mount_stream.c: large contents streamed to the images as they are
+ * written (see there). All need fs.lock held. */
+/* n's content got size bytes at pos (already in n->buf). */
+void stream_wrote(struct node *n, uint64_t pos, size_t size);
+/* n's content became len bytes long. */
+void stream_cut(struct node *n, size_t len);
+/* Abandon n's stream, if it has one. */
+void stream_drop(struct node *n);
+/* Store n's content by committing its stream: *done says whether it had
+ * one that could; if not, the caller puts the content. 0 or -errno. */
+int stream_store(struct node *n, enum flush_policy p, bool *done);
 
 /* ---- mount_ops.c: what the operations share. ---- */
 void ekvfs_lock(void);

@@ -31,10 +31,27 @@ static void reply_status(fuse_req_t req, int err)
 
 /* ---- the shared content ------------------------------------------------ */
 
+/* The buffer of the last large content dropped, kept for the next one:
+ * its pages are mapped already, and faulting in fresh ones costs a large
+ * write about as much as copying it. At most SPARE_MAX bytes are kept. */
+#define SPARE_MIN (1u << 20)
+#define SPARE_MAX (64u << 20)
+static uint8_t *spare;
+static size_t spare_cap;
+
 static int reserve(struct node *n, size_t need)
 {
     if (need <= n->cap)
         return 0;
+    if (spare && spare_cap >= need && need >= SPARE_MIN / 16) {
+        if (n->len)
+            memcpy(spare, n->buf, n->len);
+        free(n->buf);
+        n->buf = spare;
+        n->cap = spare_cap;
+        spare = NULL;
+        return 0;
+    }
     size_t ncap = n->cap ? n->cap : 4096;
     while (ncap < need)
         ncap = ncap > SIZE_MAX / 2 ? need : ncap * 2;
@@ -55,12 +72,21 @@ static int resize(struct node *n, size_t len)
     if (len > n->len)
         memset(n->buf + n->len, 0, len - n->len);
     n->len = len;
+    stream_cut(n, len);
     return 0;
 }
 
 static void drop_content(struct node *n)
 {
-    free(n->buf);
+    stream_drop(n);
+    n->no_stream = false;
+    if (n->cap >= SPARE_MIN && n->cap <= SPARE_MAX && n->cap > spare_cap) {
+        free(spare);
+        spare = n->buf;
+        spare_cap = n->cap;
+    } else {
+        free(n->buf);
+    }
     n->buf = NULL;
     n->len = n->cap = 0;
     n->loaded = n->dirty = n->reported = false;
@@ -92,10 +118,15 @@ static int store_node(struct node *n)
     if (!n->dirty)
         return 0;
     if (n->unlinked) {
+        stream_drop(n);
         n->dirty = false;
         return 0;
     }
-    int err = put_value(n->key, n->klen, n->buf, n->len, FLUSH_DEFER_ERASE);
+    bool streamed;
+    int err = stream_store(n, FLUSH_DEFER_ERASE, &streamed);
+    if (!streamed)
+        err = put_value(n->key, n->klen, n->buf, n->len, FLUSH_DEFER_ERASE);
+    n->no_stream = false; /* the next changes may stream again */
     if (err) {
         n->reported = true; /* the old value stays */
         return err;
@@ -241,6 +272,7 @@ static int open_node(struct node *n, struct fuse_file_info *fi,
     if (trunc) {
         if (n->len)
             n->len = 0;
+        stream_cut(n, 0);
         mark_dirty(h);
     }
     fi->fh = h->fh;
@@ -503,11 +535,17 @@ void ekvfs_write(fuse_req_t req, fuse_ino_t ino, const char *data,
             mark_dirty(h);
         }
     }
-    ekvfs_unlock();
-    if (err)
+    if (err) {
+        ekvfs_unlock();
         reply_status(req, err);
-    else
-        fuse_reply_write(req, size);
+        return;
+    }
+    /* The write is done once it is in the content: the writer may send
+     * its next one while the stream takes these bytes to the images. */
+    fuse_reply_write(req, size);
+    if (size)
+        stream_wrote(n, pos, size);
+    ekvfs_unlock();
 }
 
 /* ---- flush, fsync, release ---------------------------------------------- */
@@ -714,5 +752,8 @@ void mount_teardown(void)
     dirs_free_all();
     cache_free_all();
     nodes_free_all();
+    free(spare);
+    spare = NULL;
+    spare_cap = 0;
     ekvfs_unlock();
 }

@@ -149,6 +149,7 @@ void node_unlink(struct node *n)
         return;
     remove_from_table(n);
     n->unlinked = true;
+    stream_drop(n); /* its content goes nowhere */
     node_maybe_free(n);
 }
 
@@ -173,6 +174,7 @@ int node_retire(struct node *n, uint64_t size)
 
 void node_rekey(struct node *n, uint8_t *key, size_t klen)
 {
+    stream_drop(n); /* it writes the old key */
     remove_from_table(n);
     free(n->key);
     n->key = key;

@@ -89,17 +89,28 @@ void devsync_install(ekv_device *const devs[], unsigned n)
     }
 }
 
-int devsync_put(ekv_store *s, const void *key, size_t klen, const void *val,
-                size_t len, enum flush_policy p)
+/* After a put (or a commit) under a deferring policy. */
+static int put_done(int err)
 {
-    policy = p;
-    int err = ekv_put(s, key, klen, val, len);
     policy = FLUSH_ALWAYS;
     /* A failed put erased what it had written: that must be durable
      * before anyone is told, or a crash could bring the new value back. */
     if (err)
         (void)devsync_now();
     return err;
+}
+
+int devsync_put(ekv_store *s, const void *key, size_t klen, const void *val,
+                size_t len, enum flush_policy p)
+{
+    policy = p;
+    return put_done(ekv_put(s, key, klen, val, len));
+}
+
+int devsync_commit(ekv_stream *w, enum flush_policy p)
+{
+    policy = p;
+    return put_done(ekv_stream_commit(w));
 }
 
 int devsync_now(void)
