@@ -14,7 +14,12 @@
  * device's own reads see them at once. A gathered write that fails is
  * reported by the call that sent it to the file: the flush (which then
  * fails), or a later write or batch read. Close the device only after a
- * flush if a write error must not go unseen.
+ * flush if a write error must not go unseen. When a run outgrows the
+ * buffer (a large value, written block after block), the full buffer is
+ * written and the kernel is asked to start writing it to the disk
+ * (sync_file_range, SYNC_FILE_RANGE_WRITE, without waiting; not with
+ * EKV_FILE_NOSYNC), so the flush that ends the put finds most of the
+ * value on the disk already.
  *
  * Copyright 2026 the embedkv C authors. Licensed under the Apache License 2.0.
  */
