@@ -10,7 +10,8 @@
  * mount_cache.c decides what the kernel may cache of a file;
  * mount_nodes.c keeps the per-file state that lives only in memory,
  * mount_fh.c the numbers of open files; mount_sync.c decides which device
- * flushes wait. Everything below is
+ * flushes wait; mount_stream.c streams large contents to the images as
+ * they are written. Everything below is
  * guarded by the one mutex in struct ekvfs: the store is not thread-safe
  * and FUSE calls us from several threads.
  */

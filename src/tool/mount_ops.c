@@ -11,7 +11,9 @@
  *   O_TRUNC), every write changes it, and the close (flush) or fsync of a
  *   writer that changed it stores it whole with one ekv_put: an atomic
  *   replace, whose error (ENOSPC, EIO, EFBIG) that close reports. A failed
- *   put leaves the old value.
+ *   put leaves the old value. A large content written at its end is
+ *   streamed to the images meanwhile (mount_stream.c): the close then
+ *   commits that stream instead, with the same result.
  * - Nothing else stores a content: not a signal, not the unmount. What no
  *   writer closed or fsynced is left out, the stored value unchanged, and
  *   the daemon names the key on stderr (or syslog).
