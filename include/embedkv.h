@@ -492,9 +492,11 @@ int ekv_stream_write(ekv_stream *w, const void *data, size_t len);
  */
 int ekv_stream_commit(ekv_stream *w);
 /*
- * ekv_stream_abandon - drop the stream and free w: its chunks are erased
- * and its blocks given back (no flush: a crash meanwhile leaves chunks
- * that no descriptor names, and recovery erases them). NULL is ignored.
+ * ekv_stream_abandon - drop the stream and free w: what it wrote is erased
+ * and flushed, and only then are its blocks given back (a later put takes
+ * the same blocks, and its descriptor must never find a chunk of the
+ * stream's there after a crash). A block whose erase or flush failed
+ * stays out of use until the next recovery. NULL is ignored.
  */
 void ekv_stream_abandon(ekv_stream *w);
 #endif /* !EKV_READONLY */

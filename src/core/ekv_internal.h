@@ -427,13 +427,14 @@ void record_block(ekv_store *s, uint32_t idx, uint32_t self, uint32_t desc,
                   size_t *off, uint32_t gen, uint32_t user_flags);
 #endif
 /* stream.c: whether a streamed put is open on s; free every open one
- * (ekv_close), without writing. */
+ * (ekv_close), without writing; the memory the open ones hold. */
 #if !defined(EKV_NO_INDEX) && !defined(EKV_READONLY)
 static inline bool streams_open(const ekv_store *s)
 {
     return s->streams != NULL;
 }
 void streams_drop(ekv_store *s);
+size_t streams_memory(const ekv_store *s);
 #else
 static inline bool streams_open(const ekv_store *s)
 {
@@ -443,6 +444,11 @@ static inline bool streams_open(const ekv_store *s)
 static inline void streams_drop(ekv_store *s)
 {
     (void)s;
+}
+static inline size_t streams_memory(const ekv_store *s)
+{
+    (void)s;
+    return 0;
 }
 #endif
 #ifndef EKV_READONLY

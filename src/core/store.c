@@ -854,7 +854,7 @@ int ekv_stats_get(ekv_store *s, ekv_stats *st)
     st->heal_error = s->heal_err;
 #endif
     st->memory_bytes = mode_memory(s, &st->index_bytes) + store_size(nrep(s)) +
-                       (size_t)s->bs * 3;
+                       (size_t)s->bs * 3 + streams_memory(s);
     return 0;
 }
 

@@ -225,14 +225,21 @@ static void unlink_stream(ekv_stream *w)
         *p = w->next;
 }
 
-/* Erase and give back everything w wrote or holds on replica r. */
+/* Erase and give back everything w wrote or holds on replica r. The
+ * erasures are flushed before any block goes back: the next put takes the
+ * same blocks in the same order, so its descriptor would land where this
+ * stream's would have, and a chunk of the stream still on the device
+ * after a crash would name it as its owner, with the right index, and
+ * pass for that put's chunk. */
 static int undo_replica(ekv_stream *w, unsigned r, bool desc_written)
 {
     ekv_store *s = w->s;
     int err = 0;
-    if (w->first[r] != EKV_BLOCK_NONE)
-        (void)erase_chunks(s, r, w->desc[r], w->first[r], w->written + 2,
-                           &err);
+    bool wrote = desc_written || (w->torn & (1u << r)) != 0;
+    if (w->first[r] != EKV_BLOCK_NONE &&
+        erase_chunks(s, r, w->desc[r], w->first[r], w->written + 2, &err) >
+            0)
+        wrote = true;
     if (w->torn & (1u << r)) {
         int rc = dev_write(s, r, w->held[r], s->ebuf);
         if (rc && !err)
@@ -243,9 +250,16 @@ static int undo_replica(ekv_stream *w, unsigned r, bool desc_written)
         if (rc && !err)
             err = rc;
     }
-    /* The held and descriptor blocks: reserved, erased now, or erased by
-     * the walk above (giving one back twice is harmless). A block whose
-     * erase failed stays out of use until the next recovery. */
+    if (wrote) {
+        int rc = dev_flush(s, r);
+        if (rc && !err)
+            err = rc;
+    }
+    /* The held and descriptor blocks: reserved, or erased now. After a
+     * failure they stay out of use until the next recovery erases them:
+     * the chunks erase_chunks gave back then name a descriptor block that
+     * nothing else can be given. (Nothing takes a block between their
+     * release and the flush above.) */
     if (!err) {
         if (w->held[r] != EKV_BLOCK_NONE)
             mode_release_block(s, r, w->held[r]);
@@ -259,6 +273,14 @@ static void stream_free(ekv_stream *w)
 {
     unlink_stream(w);
     mem_free(&w->s->alloc, w, stream_bytes(w->s, w->key_len));
+}
+
+size_t streams_memory(const ekv_store *s)
+{
+    size_t n = 0;
+    for (const ekv_stream *w = s->streams; w; w = w->next)
+        n += stream_bytes(s, w->key_len);
+    return n;
 }
 
 void streams_drop(ekv_store *s)
@@ -334,7 +356,6 @@ int ekv_stream_commit(ekv_stream *w)
             if (!stream_has(w, u))
                 continue;
             (void)undo_replica(w, u, (described & (1u << u)) != 0);
-            (void)dev_flush(s, u);
         }
         mode_forget(s, e);
         stream_free(w);

@@ -711,6 +711,18 @@ static uint64_t fail_after = UINT64_MAX; /* pwrites fail (EIO) past this */
 COUNTING_PWRITE(pwrite, off_t)
 COUNTING_PWRITE(pwrite64, off64_t)
 
+/* And the ranges it asks the kernel to start writing out. */
+static uint64_t syncs, synced_bytes;
+int __real_sync_file_range(int fd, off64_t off, off64_t len, unsigned flags);
+int __wrap_sync_file_range(int fd, off64_t off, off64_t len, unsigned flags);
+int __wrap_sync_file_range(int fd, off64_t off, off64_t len, unsigned flags)
+{
+    syncs++;
+    synced_bytes += (uint64_t)len;
+    ck_assert_uint_eq(flags, SYNC_FILE_RANGE_WRITE); /* never waits */
+    return __real_sync_file_range(fd, off, len, flags);
+}
+
 static uint64_t read_calls(void)
 {
     return preads;
@@ -767,6 +779,52 @@ START_TEST(runs_of_block_reads_are_read_ahead_and_see_writes)
     close(fd);
     ck_assert_int_eq(d->read(d, 111, b), 0);
     ck_assert_mem_eq(b, want, BS);
+    ekv_device_close(d);
+}
+END_TEST
+
+/* A run of writes longer than the gathering buffer (a large value) has
+ * each full buffer handed to the disk at once, without waiting; short
+ * runs, and a device opened with EKV_FILE_NOSYNC, never do that. */
+static void file_block(uint32_t bl, uint8_t *out);
+
+static void write_run(ekv_device *d, uint32_t first, uint32_t n)
+{
+    uint8_t b[BS];
+    for (uint32_t i = first; i < first + n; i++) {
+        pattern(b, i, 1);
+        ck_assert_int_eq(d->write(d, i, b), 0);
+    }
+}
+
+START_TEST(long_write_runs_start_writeback_early)
+{
+    const uint32_t run = 256u * 1024u / BS, bc = 4 * run + 10;
+    ekv_device *d = NULL;
+    ck_assert_int_eq(ekv_file_open(&d, path, EKV_FILE_CREATE, BS, bc), 0);
+    uint64_t s0 = syncs, b0 = synced_bytes;
+    write_run(d, 1, run); /* one full buffer: written at the flush */
+    ck_assert_int_eq(d->flush(d), 0);
+    ck_assert_uint_eq(syncs, s0);
+    write_run(d, 1, 3 * run + 5); /* three full buffers, then a tail */
+    ck_assert_uint_eq(syncs - s0, 3);
+    ck_assert_uint_eq(synced_bytes - b0, 3ull * run * BS);
+    ck_assert_int_eq(d->flush(d), 0);
+    ck_assert_uint_eq(syncs - s0, 3);
+    /* What was handed over is what the file holds. */
+    uint8_t b[BS], want[BS];
+    for (uint32_t i = 1; i < 3 * run + 6; i += 97) {
+        file_block(i, b);
+        pattern(want, i, 1);
+        ck_assert_mem_eq(b, want, BS);
+    }
+    ekv_device_close(d);
+
+    ck_assert_int_eq(ekv_file_open(&d, path, EKV_FILE_NOSYNC, BS, bc), 0);
+    s0 = syncs;
+    write_run(d, 1, 3 * run + 5);
+    ck_assert_int_eq(d->flush(d), 0);
+    ck_assert_uint_eq(syncs, s0);
     ekv_device_close(d);
 }
 END_TEST
@@ -957,6 +1015,7 @@ static Suite *make(void)
     tcase_add_test(tc, runs_of_block_reads_are_read_ahead_and_see_writes);
     tcase_add_test(tc, consecutive_writes_are_gathered_and_reach_the_file_by_the_flush);
     tcase_add_test(tc, failed_gathered_writes_fail_the_put_and_keep_the_old_value);
+    tcase_add_test(tc, long_write_runs_start_writeback_early);
     suite_add_tcase(s, tc);
     return s;
 }
