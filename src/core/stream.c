@@ -151,6 +151,8 @@ static int emit(ekv_stream *w)
     uint32_t next[EKV_MAX_REPLICAS];
     int err = 0;
     unsigned r;
+    for (r = 0; r < EKV_MAX_REPLICAS; r++)
+        next[r] = EKV_BLOCK_NONE;
     for (r = 0; r < nrep(s) && !err; r++)
         if (stream_has(w, r))
             err = take(w, r, &next[r]);
@@ -159,7 +161,7 @@ static int emit(ekv_stream *w)
     if (err) {
         /* Give back what this call took: r replicas got a block. */
         for (unsigned u = 0; u < r; u++)
-            if (stream_has(w, u) && next[u] != EKV_BLOCK_NONE)
+            if (next[u] != EKV_BLOCK_NONE)
                 mode_release_block(s, u, next[u]);
         return err;
     }
@@ -329,7 +331,7 @@ int ekv_stream_commit(ekv_stream *w)
         if (stream_has(w, r))
             err = take(w, r, &w->desc[r]);
     uint32_t last[EKV_MAX_REPLICAS];
-    for (unsigned r = 0; r < nrep(s); r++)
+    for (unsigned r = 0; r < EKV_MAX_REPLICAS; r++)
         last[r] = EKV_BLOCK_NONE;
     if (!err && chained)
         err = write_held(w, last);
