@@ -411,13 +411,21 @@ int write_everywhere(ekv_store *s, uint32_t mask, uint32_t count,
 /* Erase a record (chunks along its chain, then the descriptor) and
  * flush. count: its block count if known (1 saves a read), else 0. */
 int erase_chain(ekv_store *s, unsigned r, uint32_t desc, uint32_t count);
+/* What store.c shares with stream.c (streamed puts). A scanning build has
+ * no streams: there they stay static in store.c, where the compiler can
+ * inline them into their one caller, as a firmware build wants. */
+#ifdef EKV_NO_INDEX
+#define FOR_STREAMS static
+#else
+#define FOR_STREAMS
 /* Erase, from block next on, the chunks 1 .. count - 1 of descriptor desc
  * on replica r, as long as each one still names desc and its index; no
  * flush. Returns how many it found; the first write error goes to *err if
  * that is 0. */
 uint32_t erase_chunks(ekv_store *s, unsigned r, uint32_t desc,
                       uint32_t next, uint32_t count, int *err);
-#ifndef EKV_READONLY
+#endif
+#if !defined(EKV_READONLY) && !defined(EKV_NO_INDEX)
 /* Build block idx of a record in s->wbuf: the descriptor (idx 0, holding
  * val's first bytes, val_len as the total size) or chunk idx (the bytes
  * of val from *off on, as many as fit); *off advances past what went in. */
@@ -451,7 +459,7 @@ static inline size_t streams_memory(const ekv_store *s)
     return 0;
 }
 #endif
-#ifndef EKV_READONLY
+#if !defined(EKV_READONLY) && !defined(EKV_NO_INDEX)
 /* 0, EKV_EINVAL (no store) or EKV_EROFS. */
 int check_writable(ekv_store *s);
 /* The first half of a put of key: its entry (added if new), the

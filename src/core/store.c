@@ -296,7 +296,7 @@ int ekv_iterate(ekv_store *s, int (*fn)(void *ctx, const ekv_key_info *info),
 #ifndef EKV_READONLY
 
 /* Build block idx of a record in s->wbuf. */
-void record_block(ekv_store *s, uint32_t idx, uint32_t self,
+FOR_STREAMS void record_block(ekv_store *s, uint32_t idx, uint32_t self,
                         uint32_t desc, uint32_t next, uint32_t count,
                         const uint8_t *key, size_t key_len, const uint8_t *val,
                         size_t val_len, size_t *off, uint32_t gen,
@@ -374,8 +374,8 @@ static int write_record(ekv_store *s, unsigned r, uint32_t count,
     return 0;
 }
 
-uint32_t erase_chunks(ekv_store *s, unsigned r, uint32_t desc,
-                      uint32_t next, uint32_t count, int *err)
+FOR_STREAMS uint32_t erase_chunks(ekv_store *s, unsigned r, uint32_t desc,
+                                  uint32_t next, uint32_t count, int *err)
 {
     uint8_t *blk = s->rbuf;
     uint32_t idx = 1;
@@ -456,15 +456,15 @@ int write_everywhere(ekv_store *s, uint32_t mask, uint32_t count,
     return err;
 }
 
-int check_writable(ekv_store *s)
+FOR_STREAMS int check_writable(ekv_store *s)
 {
     if (!s)
         return EKV_EINVAL;
     return (s->flags & EKV_OPEN_RDONLY) ? EKV_EROFS : 0;
 }
 
-int put_prepare(ekv_store *s, const uint8_t *key, size_t key_len,
-                ekv_entry **out, uint32_t *gen, ekv_slot old[])
+FOR_STREAMS int put_prepare(ekv_store *s, const uint8_t *key, size_t key_len,
+                            ekv_entry **out, uint32_t *gen, ekv_slot old[])
 {
     ekv_entry *e = mode_locate_or_add(s, key, key_len);
     if (!e)
@@ -492,7 +492,7 @@ int put_prepare(ekv_store *s, const uint8_t *key, size_t key_len,
     return 0;
 }
 
-void put_retire(ekv_store *s, ekv_entry *e, const ekv_slot old[],
+FOR_STREAMS void put_retire(ekv_store *s, ekv_entry *e, const ekv_slot old[],
                 uint32_t mask, const uint32_t desc[], uint32_t gen,
                 size_t key_len, size_t val_len)
 {
