@@ -466,7 +466,11 @@ int ekv_delete(ekv_store *s, const void *key, size_t key_len);
  *   blocks are garbage that the next recovery erases).
  * - After an error from ekv_stream_write (EKV_ENOSPC, EKV_EFBIG, a device
  *   error) the stream is dead: every later call returns that error, and
- *   only ekv_stream_abandon is left to call.
+ *   only ekv_stream_abandon is left to call. A flush of a replica that
+ *   fails in any call while the stream has chunks there unflushed kills
+ *   the stream too (with that error): the failed flush may have lost them,
+ *   as a failed fsync may on Linux, and a commit would make a record
+ *   whose chunks are gone.
  * Indexed builds only: EKV_NO_INDEX builds return EKV_ENOSYS from open.
  */
 typedef struct ekv_stream ekv_stream;

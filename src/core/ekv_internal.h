@@ -443,6 +443,8 @@ static inline bool streams_open(const ekv_store *s)
 }
 void streams_drop(ekv_store *s);
 size_t streams_memory(const ekv_store *s);
+/* A flush of replica r failed with err: streams that wrote there fail. */
+void streams_lost(ekv_store *s, unsigned r, int err);
 #else
 static inline bool streams_open(const ekv_store *s)
 {
@@ -457,6 +459,10 @@ static inline size_t streams_memory(const ekv_store *s)
 {
     (void)s;
     return 0;
+}
+static inline void streams_lost(ekv_store *s, unsigned r, int err)
+{
+    (void)s, (void)r, (void)err;
 }
 #endif
 #if !defined(EKV_READONLY) && !defined(EKV_NO_INDEX)

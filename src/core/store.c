@@ -87,7 +87,12 @@ int dev_write(ekv_store *s, unsigned r, uint32_t b, const void *buf)
 
 int dev_flush(ekv_store *s, unsigned r)
 {
-    return dev_out(s, r, 0, NULL);
+    int err = dev_out(s, r, 0, NULL);
+    /* A failed flush may have lost any write not flushed before it (as
+     * fsync may on Linux), the chunks open streams wrote included. */
+    if (err)
+        streams_lost(s, r, err);
+    return err;
 }
 #endif
 

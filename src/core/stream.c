@@ -285,6 +285,14 @@ size_t streams_memory(const ekv_store *s)
     return n;
 }
 
+void streams_lost(ekv_store *s, unsigned r, int err)
+{
+    /* A stream that has written nothing yet lost nothing. */
+    for (ekv_stream *w = s->streams; w; w = w->next)
+        if (stream_has(w, r) && (w->written || w->torn) && !w->err)
+            w->err = err;
+}
+
 void streams_drop(ekv_store *s)
 {
     while (s->streams)

@@ -1157,6 +1157,45 @@ START_TEST(flush_error_in_the_commit_keeps_the_old_value)
 }
 END_TEST
 
+/* A flush that fails while a stream has chunks on the device, made by
+ * another call (a put of another key, which fails; a delete, which retries
+ * and succeeds), may have lost those chunks (Linux drops the writes a
+ * failed fsync covered): the stream fails instead of committing a record
+ * whose chunks are gone. */
+START_TEST(a_failed_flush_of_another_call_fails_the_stream)
+{
+    for (int other = 0; other < 2; other++) {
+        simdev *sd[1] = {NULL};
+        ekv_store *s = fresh_set(sd, 1, BC, 0);
+        ck_assert_int_eq(ekv_put(s, "t", 1, v_old, sizeof(v_old)), 0);
+        ck_assert_int_eq(ekv_put(s, "z", 1, v_z, sizeof(v_z)), 0);
+        const uint32_t free0 = free_of(s);
+        ekv_stream *w = NULL;
+        ck_assert_int_eq(ekv_stream_open(s, &w, "t", 1, 0), 0);
+        ck_assert_int_eq(ekv_stream_write(w, v_new, 1000), 0); /* chunks */
+        sd[0]->fail_flush_at = sd[0]->flushes + 1;
+        sd[0]->flush_fail_drops = 1;
+        sd[0]->lose = SIM_LOSE_ALL; /* the stream's chunks are gone */
+        if (other == 0)
+            ck_assert_int_eq(ekv_put(s, "y", 1, v_z, sizeof(v_z)), EKV_EIO);
+        else
+            ck_assert_int_eq(ekv_delete(s, "z", 1), 0); /* retried */
+        sim_reset_faults(sd[0]);
+        ck_assert_int_eq(ekv_stream_write(w, v_new + 1000, 100), EKV_EIO);
+        ck_assert_int_eq(ekv_stream_commit(w), EKV_EIO);
+        assert_value(s, "t", 1, v_old, sizeof(v_old));
+        if (other == 0)
+            ck_assert_uint_eq(free_of(s), free0);
+        ekv_close(s);
+        sim_powercycle(sd[0]);
+        s = open_set(sd, 1, 0);
+        assert_value(s, "t", 1, v_old, sizeof(v_old));
+        ekv_close(s);
+        free_set(sd, 1);
+    }
+}
+END_TEST
+
 /* ---- 6. limits and arguments -------------------------------------------- */
 
 START_TEST(a_value_larger_than_the_store_is_efbig)
@@ -1747,6 +1786,7 @@ static Suite *make(void)
     tcase_add_loop_test(
         tc, write_error_anywhere_fails_the_stream_and_keeps_the_old_value, 0,
         (int)NFAULT);
+    tcase_add_test(tc, a_failed_flush_of_another_call_fails_the_stream);
     tcase_add_loop_test(tc, flush_error_in_the_commit_keeps_the_old_value, 0,
                         (int)NFAULT);
     suite_add_tcase(s, tc);
