@@ -176,6 +176,33 @@ static inline void assert_value(ekv_store *s, const void *key, size_t klen,
         ck_assert_mem_eq(buf, want, len);
 }
 
+/* An allocator (ekv_allocator: lc_alloc, lc_free, a live_counter as its
+ * context) that counts the bytes it has out and can be told to fail. */
+typedef struct live_counter {
+    size_t live;
+    long fail_after; /* -1: never; else allocations that still succeed */
+} live_counter;
+
+static inline void *lc_alloc(void *ctx, size_t size)
+{
+    live_counter *c = ctx;
+    if (c->fail_after == 0)
+        return NULL;
+    if (c->fail_after > 0)
+        c->fail_after--;
+    void *p = malloc(size ? size : 1);
+    if (p)
+        c->live += size;
+    return p;
+}
+
+static inline void lc_free(void *ctx, void *p, size_t size)
+{
+    live_counter *c = ctx;
+    c->live -= size;
+    free(p);
+}
+
 #define RUN_SUITE(make)                                                   \
     int main(void)                                                        \
     {                                                                     \

@@ -929,35 +929,10 @@ END_TEST
 
 /* ---- the allocation hook ------------------------------------------------- */
 
-typedef struct counting {
-    size_t live;
-    long fail_after;
-} counting;
-
-static void *c_alloc(void *ctx, size_t size)
-{
-    counting *c = ctx;
-    if (c->fail_after == 0)
-        return NULL;
-    if (c->fail_after > 0)
-        c->fail_after--;
-    void *p = malloc(size ? size : 1);
-    if (p)
-        c->live += size;
-    return p;
-}
-
-static void c_free(void *ctx, void *p, size_t size)
-{
-    counting *c = ctx;
-    c->live -= size;
-    free(p);
-}
-
 START_TEST(all_memory_comes_from_the_allocator_and_goes_back)
 {
-    counting c = {0, -1};
-    ekv_allocator al = {c_alloc, c_free, &c};
+    live_counter c = {0, -1};
+    ekv_allocator al = {lc_alloc, lc_free, &c};
     simdev *sd = sim_new(BS, 64, 0);
     ekv_device *d = &sd->dev;
     ck_assert_int_eq(ekv_format(&d, 1, NULL), 0);
@@ -982,8 +957,8 @@ START_TEST(allocation_failure_anywhere_in_open_is_enomem_without_leaks)
     ekv_close(s);
     ekv_device *d = &sd[0]->dev;
     for (long f = 0;; f++) {
-        counting c = {0, f};
-        ekv_allocator al = {c_alloc, c_free, &c};
+        live_counter c = {0, f};
+        ekv_allocator al = {lc_alloc, lc_free, &c};
         ekv_options o = {.allocator = &al};
         s = NULL;
         int rc = ekv_open(&s, &d, 1, &o);
@@ -1004,8 +979,8 @@ END_TEST
 #ifndef EKV_NO_INDEX
 START_TEST(allocation_failure_in_put_is_enomem_and_changes_nothing)
 {
-    counting c = {0, -1};
-    ekv_allocator al = {c_alloc, c_free, &c};
+    live_counter c = {0, -1};
+    ekv_allocator al = {lc_alloc, lc_free, &c};
     simdev *sd = sim_new(BS, 1024, 0);
     ekv_device *d = &sd->dev;
     ck_assert_int_eq(ekv_format(&d, 1, NULL), 0);

@@ -1011,23 +1011,39 @@ static const struct {
                    {2, 0, 1}, {2, 1, 0}, {2, 1, 1}};
 #define NFAULT (sizeof(fault_cases) / sizeof(fault_cases[0]))
 
+/* A fault-free run of fault_stream, counting replica rep's operations:
+ * its writes and flushes, the number of its first descriptor write and of
+ * the flush after it. */
+typedef struct dry_counts {
+    uint64_t writes, flushes, first_desc, desc_flush;
+} dry_counts;
+
+static dry_counts fault_dry_run(unsigned n, unsigned rep)
+{
+    simdev *sd[2] = {NULL, NULL};
+    ekv_store *s = fault_setup(sd, n);
+    reset_set(sd, n);
+    spy_on(sd, n);
+    ck_assert_int_eq(fault_stream(s, 0), 0);
+    dry_counts d = {sd[rep]->writes, sd[rep]->flushes, spies[rep].first_desc,
+                    spies[rep].desc_flush};
+    ck_assert_uint_gt(d.first_desc, 0);
+    ck_assert_uint_gt(d.desc_flush, 0);
+    spy_off(sd, n);
+    ekv_close(s);
+    free_set(sd, n);
+    return d;
+}
+
 START_TEST(write_error_anywhere_fails_the_stream_and_keeps_the_old_value)
 {
     const unsigned n = fault_cases[_i].n, rep = fault_cases[_i].rep;
     const int tears = fault_cases[_i].tears;
     const size_t len = fault_len();
     simdev *sd[2] = {NULL, NULL};
-
-    ekv_store *s = fault_setup(sd, n);
-    reset_set(sd, n);
-    spy_on(sd, n);
-    ck_assert_int_eq(fault_stream(s, 0), 0);
-    const uint64_t total = sd[rep]->writes;
-    const uint64_t desc_no = spies[rep].first_desc;
-    ck_assert_uint_gt(desc_no, 0);
-    spy_off(sd, n);
-    ekv_close(s);
-    free_set(sd, n);
+    const dry_counts dry = fault_dry_run(n, rep);
+    const uint64_t total = dry.writes, desc_no = dry.first_desc;
+    ekv_store *s;
 
     for (uint64_t at = 1; at <= total; at++) {
         s = fault_setup(sd, n);
@@ -1095,17 +1111,9 @@ START_TEST(flush_error_in_the_commit_keeps_the_old_value)
     const int drops = fault_cases[_i].tears;
     const size_t len = fault_len();
     simdev *sd[2] = {NULL, NULL};
-
-    ekv_store *s = fault_setup(sd, n);
-    reset_set(sd, n);
-    spy_on(sd, n);
-    ck_assert_int_eq(fault_stream(s, 0), 0);
-    const uint64_t total = sd[rep]->flushes;
-    const uint64_t desc_flush = spies[rep].desc_flush;
-    ck_assert_uint_gt(desc_flush, 0);
-    spy_off(sd, n);
-    ekv_close(s);
-    free_set(sd, n);
+    const dry_counts dry = fault_dry_run(n, rep);
+    const uint64_t total = dry.flushes, desc_flush = dry.desc_flush;
+    ekv_store *s;
 
     for (uint64_t at = 1; at <= total; at++) {
         s = fault_setup(sd, n);
@@ -1423,36 +1431,10 @@ START_TEST(a_generation_at_its_limit_is_erange_at_commit)
 }
 END_TEST
 
-/* An allocator that counts what is live and can be told to fail. */
-typedef struct counting {
-    size_t live;
-    long fail_after; /* -1: never; else allocations that still succeed */
-} counting;
-
-static void *c_alloc(void *ctx, size_t size)
-{
-    counting *c = ctx;
-    if (c->fail_after == 0)
-        return NULL;
-    if (c->fail_after > 0)
-        c->fail_after--;
-    void *p = malloc(size ? size : 1);
-    if (p)
-        c->live += size;
-    return p;
-}
-
-static void c_free(void *ctx, void *p, size_t size)
-{
-    counting *c = ctx;
-    c->live -= size;
-    free(p);
-}
-
 START_TEST(no_memory_for_a_stream_or_its_commit_is_enomem)
 {
-    counting c = {0, -1};
-    ekv_allocator al = {c_alloc, c_free, &c};
+    live_counter c = {0, -1};
+    ekv_allocator al = {lc_alloc, lc_free, &c};
     simdev *sd[1] = {NULL};
     ekv_store *s = fresh_set(sd, 1, BC, 0);
     ekv_close(s);
@@ -1557,8 +1539,8 @@ END_TEST
 
 START_TEST(close_frees_open_streams_and_the_next_open_erases_their_chunks)
 {
-    counting c = {0, -1};
-    ekv_allocator al = {c_alloc, c_free, &c};
+    live_counter c = {0, -1};
+    ekv_allocator al = {lc_alloc, lc_free, &c};
     simdev *sd[1] = {NULL};
     ekv_store *s = fresh_set(sd, 1, BC, 0);
     preload(s);
@@ -1609,8 +1591,8 @@ START_TEST(a_failed_commit_leaves_nothing_of_the_stream_durable)
 {
     static const char *const why[] = {"ERANGE", "ENOMEM",
                                       "a dead stream (ENOSPC)"};
-    counting c = {0, -1};
-    ekv_allocator al = {c_alloc, c_free, &c};
+    live_counter c = {0, -1};
+    ekv_allocator al = {lc_alloc, lc_free, &c};
     simdev *sd[1] = {NULL};
     ekv_store *s = fresh_set(sd, 1, _i == 2 ? 16 : BC, 0);
     /* ENOMEM: the store starts empty, so that its index has no spare
