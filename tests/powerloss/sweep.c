@@ -1322,9 +1322,10 @@ static bool run_case(runctx *c, const workload *w, const fmodel *fm,
             c->vcap = w->vlen[t];
     if (c->vcap < w->bs)
         c->vcap = w->bs;
-    c->vbuf = malloc(c->vcap);
-    c->gbuf = malloc(c->vcap);
-    c->mbuf = malloc(c->vcap);
+    /* Zeroed: a fill streams past the value, from bytes no value set. */
+    c->vbuf = calloc(1, c->vcap);
+    c->gbuf = calloc(1, c->vcap);
+    c->mbuf = calloc(1, c->vcap);
     for (int k = 0; k < NKEYS; k++)
         set_only(&c->model[k], ABSENT);
     for (unsigned r = 0; r < w->nrep; r++) {
