@@ -299,14 +299,20 @@ void streams_drop(ekv_store *s)
         stream_free(s->streams);
 }
 
-void ekv_stream_abandon(ekv_stream *w)
+/* Undo w on every replica (`described`: those whose descriptor write
+ * began) and free it. */
+static void undo_and_free(ekv_stream *w, uint32_t described)
 {
-    if (!w)
-        return;
     for (unsigned r = 0; r < nrep(w->s); r++)
         if (stream_has(w, r))
-            (void)undo_replica(w, r, false);
+            (void)undo_replica(w, r, (described & (1u << r)) != 0);
     stream_free(w);
+}
+
+void ekv_stream_abandon(ekv_stream *w)
+{
+    if (w)
+        undo_and_free(w, 0);
 }
 
 int ekv_stream_commit(ekv_stream *w)
@@ -362,13 +368,8 @@ int ekv_stream_commit(ekv_stream *w)
         /* Nothing of the new value may survive: erase it everywhere (some
          * descriptors may be on the devices, flushed) and make that
          * durable before the caller hears of the failure. */
-        for (unsigned u = 0; u < nrep(s); u++) {
-            if (!stream_has(w, u))
-                continue;
-            (void)undo_replica(w, u, (described & (1u << u)) != 0);
-        }
         mode_forget(s, e);
-        stream_free(w);
+        undo_and_free(w, described);
         return err;
     }
     put_retire(s, e, old, w->mask, w->desc, gen, w->key_len, w->total);
