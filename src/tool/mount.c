@@ -84,7 +84,7 @@ static void *sig_wait_main(void *arg)
     } while (sig == SIGUSR1);
     fuse_session_exit(w->se);
     while (!w->loop_done) {
-        pthread_kill(w->loop_thread, SIGUSR2);
+        loop_kick(w->loop_thread);
         struct timespec nap = {0, 50 * 1000 * 1000};
         nanosleep(&nap, NULL);
     }
@@ -556,8 +556,7 @@ int cmd_mount(int argc, char **argv)
     if (o.singlethread) {
         err = fuse_session_loop(se);
     } else {
-        struct fuse_loop_config cfg = {.clone_fd = 0, .max_idle_threads = 10};
-        err = fuse_session_loop_mt(se, &cfg);
+        err = loop_run(se);
     }
     sig_waiter_stop(&sw);
     fuse_session_unmount(se);

@@ -138,6 +138,7 @@ static void let_readers_go(struct node *n)
         until.tv_nsec -= 1000 * 1000 * 1000;
     }
     n->nopen++;
+    loop_may_block(); /* the releases come through another thread */
     while (n->ncached &&
            pthread_cond_timedwait(&fs.reader_gone, &fs.lock, &until) == 0)
         ;
@@ -244,6 +245,7 @@ void cache_do_push(uint64_t fh, struct push *p)
         return;
     struct fuse_bufvec bv = FUSE_BUFVEC_INIT(p->len);
     bv.buf[0].mem = p->bytes;
+    loop_may_block();
     (void)fuse_lowlevel_notify_store(fs.se, p->ino, p->off, &bv, 0);
     free(p->bytes);
     ekvfs_lock();

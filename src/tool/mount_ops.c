@@ -218,8 +218,10 @@ int find_key(fuse_ino_t parent, const char *name, keybuf *kb,
  */
 void invalidate(fuse_ino_t ino)
 {
-    if (fs.multithreaded && fs.se)
+    if (fs.multithreaded && fs.se) {
+        loop_may_block();
         fuse_lowlevel_notify_inval_inode(fs.se, ino, 0, 0);
+    }
 }
 
 void root_changed(void)
