@@ -62,7 +62,7 @@ typedef struct sig_waiter {
     pthread_t thread, loop_thread;
     sigset_t set;
     struct fuse_session *se;
-    volatile sig_atomic_t loop_done;
+    int loop_done; /* set by the loop's thread, read atomically */
     int started;
 } sig_waiter;
 
@@ -79,11 +79,11 @@ static void *sig_wait_main(void *arg)
         if (sigwait(&w->set, &sig) != 0)
             return NULL;
         /* SIGUSR1 is sig_waiter_stop's: the loop ended by itself. */
-        if (sig == SIGUSR1 && w->loop_done)
+        if (sig == SIGUSR1 && __atomic_load_n(&w->loop_done, __ATOMIC_ACQUIRE))
             return NULL;
     } while (sig == SIGUSR1);
     fuse_session_exit(w->se);
-    while (!w->loop_done) {
+    while (!__atomic_load_n(&w->loop_done, __ATOMIC_ACQUIRE)) {
         loop_kick(w->loop_thread);
         struct timespec nap = {0, 50 * 1000 * 1000};
         nanosleep(&nap, NULL);
@@ -121,7 +121,7 @@ static int sig_waiter_start(sig_waiter *w, struct fuse_session *se)
 /* After the loop: stop the waiter, whether a signal came or not. */
 static void sig_waiter_stop(sig_waiter *w)
 {
-    w->loop_done = 1;
+    __atomic_store_n(&w->loop_done, 1, __ATOMIC_RELEASE);
     if (!w->started)
         return;
     /* Wake it if it still waits for a signal; if it is interrupting the

@@ -7,6 +7,9 @@
 # unmount could pass unnoticed there): any report fails the script. Any
 # leak, overflow, use after free or undefined behaviour fails a test, and
 # so the script.
+# Then ThreadSanitizer on the daemon (build-tsan): the FUSE suite again,
+# any data race or lock-order report failing it (the daemon answers
+# requests in several threads: src/tool/mount_loop.c).
 # Then the same -Werror build with clang (its warnings differ from gcc's).
 source "$(dirname "$0")/lib/common.bash"
 root=$(proof_root "${1:-}") || exit 2
@@ -75,6 +78,36 @@ elif [ "${CI:-}" = true ]; then
     fail=1
 else
     echo "sanitizers: SKIP the FUSE suite (no /dev/fuse or no daemon)"
+fi
+
+# ThreadSanitizer: only what the FUSE suite runs is built.
+tdir=$root/build-tsan
+if [ -e /dev/fuse ]; then
+    echo "sanitizers: the FUSE suite on a ThreadSanitizer daemon ($tdir)"
+    if [ ! -d "$tdir" ]; then
+        quiet "$(logfile "$tdir")" meson setup "$tdir" -Db_sanitize=thread \
+            -Db_lundef=false -Dbench=false || fail=1
+    fi
+    if [ -d "$tdir" ] && quiet "$(logfile "$tdir")" ninja -C "$tdir" \
+            src/tool/embedkvfs tests/fuse/imgcheck tests/fuse/test_devsync; then
+        trdir=$tdir/fuse-reports
+        rm -rf "$trdir"; mkdir -p "$trdir"
+        if ! TSAN_OPTIONS="log_path=$trdir/tsan:halt_on_error=0:exitcode=66" \
+             meson test -C "$tdir" --no-rebuild --print-errorlogs --suite fuse \
+                --timeout-multiplier 4 >"$tdir/fuse.txt" 2>&1; then
+            fail=1
+        fi
+        grep -E '^ *[0-9]+/[0-9]+ ' "$tdir/fuse.txt" | grep -vE ' OK ' | head -n 40
+        sed -n '/^Ok:/,/^Timeout:/p' "$tdir/fuse.txt"
+        if [ -n "$(ls -A "$trdir")" ]; then
+            echo "sanitizers: ThreadSanitizer reports from the FUSE suite:"
+            head -n 40 "$trdir"/*
+            fail=1
+        fi
+    else
+        echo "sanitizers: the ThreadSanitizer build failed"
+        fail=1
+    fi
 fi
 
 if command -v clang >/dev/null 2>&1; then
