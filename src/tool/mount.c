@@ -82,9 +82,8 @@ static void *sig_wait_main(void *arg)
         if (sig == SIGUSR1 && __atomic_load_n(&w->loop_done, __ATOMIC_ACQUIRE))
             return NULL;
     } while (sig == SIGUSR1);
-    fuse_session_exit(w->se);
     while (!__atomic_load_n(&w->loop_done, __ATOMIC_ACQUIRE)) {
-        loop_kick(w->loop_thread);
+        loop_kick(w->se, w->loop_thread);
         struct timespec nap = {0, 50 * 1000 * 1000};
         nanosleep(&nap, NULL);
     }

@@ -221,13 +221,13 @@ int stream_store(struct node *n, enum flush_policy p, bool *done);
 
 /* ---- mount_ops.c: what the operations share. ---- */
 /* mount_loop.c: the request loop (one reader at a time). loop_run returns
- * 0 when unmounted or stopped, else -errno; loop_kick stops it (or
- * interrupts main_thread in libfuse's single-threaded loop) and may need
- * repeating; a handler calls loop_may_block before anything that can wait
+ * 0 when unmounted or stopped, else -errno. loop_kick stops it, or
+ * libfuse's single-threaded loop running in main_thread, and may need
+ * repeating. A handler calls loop_may_block before anything that can wait
  * for the kernel or for another request (a notify, a wait for releases),
  * so that another thread reads meanwhile. */
 int loop_run(struct fuse_session *se);
-void loop_kick(pthread_t main_thread);
+void loop_kick(struct fuse_session *se, pthread_t main_thread);
 void loop_may_block(void);
 
 void ekvfs_lock(void);

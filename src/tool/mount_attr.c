@@ -39,9 +39,11 @@ void fill_stat(struct stat *st, const struct node *n, const uint8_t *key,
     st->st_gid = fs.gid;
     st->st_size = (off_t)size;
     /* The preferred I/O size: cat and cp move a large value in requests
-     * of 1 MiB (the most the kernel sends at once), not 128 KiB; small
-     * files keep the block size (Python sizes its buffers by this). */
-    st->st_blksize = size >= PREFERRED_IO ? PREFERRED_IO : fs.block_size;
+     * of 1 MiB (the most the kernel sends at once), not 128 KiB. So does
+     * cp into a new or truncated file, whose size is 0 when it asks. Other
+     * small files keep the block size (Python sizes its buffers by it). */
+    st->st_blksize = size >= PREFERRED_IO || size == 0 ? PREFERRED_IO
+                                                       : fs.block_size;
     st->st_blocks = (blkcnt_t)((value_blocks(klen, size) * fs.block_size +
                                 511) / 512);
     fill_times(st, n);

@@ -134,9 +134,11 @@ void loop_may_block(void)
     L.role_taken = false;
     if (L.idle) {
         pthread_cond_signal(&L.turn);
-    } else if (L.nthreads < MAX_THREADS && !L.done &&
+    } else if (L.nthreads < MAX_THREADS &&
                pthread_create(&L.threads[L.nthreads], NULL, worker, NULL) ==
                    0) {
+        /* Even when the loop is ending (the idle have gone): this thread
+         * is busy, so the loop goes on, and someone must read. */
         L.nthreads++;
     }
     /* Else every thread is busy: the first one back takes the role. */
@@ -159,10 +161,17 @@ int loop_run(struct fuse_session *se)
      * request sees done when it comes back. */
     pthread_mutex_lock(&L.mu);
     end_loop(0);
-    unsigned n = L.nthreads;
     pthread_mutex_unlock(&L.mu);
-    for (unsigned i = 1; i < n; i++)
+    /* A thread still busy may start another (loop_may_block): join until
+     * none is left that could. */
+    for (unsigned i = 1;; i++) {
+        pthread_mutex_lock(&L.mu);
+        unsigned n = L.nthreads;
+        pthread_mutex_unlock(&L.mu);
+        if (i >= n)
+            break;
         pthread_join(L.threads[i], NULL);
+    }
     pthread_mutex_lock(&L.mu);
     L.running = false;
     int err = L.err;
@@ -170,14 +179,19 @@ int loop_run(struct fuse_session *se)
     return err;
 }
 
-void loop_kick(pthread_t main_thread)
+void loop_kick(struct fuse_session *se, pthread_t main_thread)
 {
     pthread_mutex_lock(&L.mu);
     if (!L.running) {
+        /* libfuse's own loop (or ours, not started yet, which looks at
+         * the flag before its first read). */
         pthread_mutex_unlock(&L.mu);
-        pthread_kill(main_thread, SIGUSR2); /* libfuse's own loop */
+        fuse_session_exit(se);
+        pthread_kill(main_thread, SIGUSR2);
         return;
     }
+    /* Not fuse_session_exit: libfuse then drops every request it reads,
+     * unanswered, and a busy thread may be waiting for one of them. */
     end_loop(0);
     /* A kick that lands between in_read and read() is lost: the caller
      * kicks again until the loop has returned. */

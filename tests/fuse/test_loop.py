@@ -111,6 +111,23 @@ def abort_connections(mnt):
                 pass
 
 
+def stacks(pid):
+    """Where each thread of process pid waits in the kernel (for a
+    failure's message)."""
+    out = []
+    for t in sorted(glob.glob("/proc/%d/task/*" % pid)):
+        try:
+            with open(t + "/wchan") as f:
+                w = f.read()
+            with open(t + "/stack") as f:
+                st = " < ".join(l.split()[1].split("+")[0]
+                                for l in f.read().splitlines()[:6])
+        except (OSError, IndexError):
+            continue
+        out.append("%s: %s [%s]" % (os.path.basename(t), w, st))
+    return "; ".join(out)
+
+
 def race(m, name, closes):
     p = subprocess.Popen([sys.executable, "-c", RACER, m.p(name),
                           str(closes), str(SIZE)],
@@ -119,12 +136,14 @@ def race(m, name, closes):
     try:
         out, err = p.communicate(timeout=90)
     except subprocess.TimeoutExpired:
+        where = stacks(m.proc.pid)
         abort_connections(m.mnt)
         m.kill()
         p.kill()
         p.communicate()
         raise F.TestFailure("the mount stalled: %d closes racing reads, "
-                            "writes and page faults did not finish" % closes)
+                            "writes and page faults did not finish; daemon "
+                            "threads: %s" % (closes, where))
     eq(p.returncode, 0, "racer: " + err)
     eq(out.strip(), "done", "racer output")
 
@@ -154,7 +173,7 @@ def signal_stops_the_daemon_whichever_thread_reads():
     while a racer keeps several of them busy, SIGTERM ends the daemon:
     it exits 0, the mount is gone and the images are unlocked."""
     imgs = T().images(bs=512, bc=512)
-    for round_ in range(3):
+    for round_ in range(6):
         m = Mount(imgs, opts=("nosync",)).start()
         for i in range(20):
             with open(m.p("k%d" % i), "wb") as f:
@@ -163,15 +182,18 @@ def signal_stops_the_daemon_whichever_thread_reads():
                               "100000", str(SIZE)],
                              stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
-        time.sleep(0.3 + 0.2 * round_)
+        T().cleanups.append(p.kill)
+        time.sleep(0.2 + 0.1 * round_)
         m.kill(signal.SIGTERM)
         try:
             rc = m.proc.wait(20)
         except subprocess.TimeoutExpired:
+            where = stacks(m.proc.pid)
             abort_connections(m.mnt)
             p.kill()
             p.wait()
-            raise F.TestFailure("the daemon did not exit after SIGTERM")
+            raise F.TestFailure("the daemon did not exit after SIGTERM; its "
+                                "threads: " + where)
         p.wait(30)
         eq(rc, 0, "daemon exit status after SIGTERM: " + m.stderr())
         m.unmount()
