@@ -29,6 +29,7 @@ import time
 
 SKIP = 77
 EMBEDKVFS = None
+TESTDATA = None
 IMGCHECK = None
 
 
@@ -468,11 +469,12 @@ class Test:
 
 
 def main(argv):
-    global EMBEDKVFS, IMGCHECK
+    global EMBEDKVFS, IMGCHECK, TESTDATA
     import argparse
     ap = argparse.ArgumentParser()
     ap.add_argument("--embedkvfs")
     ap.add_argument("--imgcheck")
+    ap.add_argument("--testdata")  # the project's testdata/, if given
     ap.add_argument("--list", action="store_true")
     ap.add_argument("tests", nargs="*")
     a = ap.parse_args(argv)
@@ -481,6 +483,7 @@ def main(argv):
         return 0
     EMBEDKVFS = os.path.abspath(a.embedkvfs)
     IMGCHECK = os.path.abspath(a.imgcheck)
+    TESTDATA = a.testdata
     why = environment_problem()
     if why:
         if os.environ.get("CI") == "true":

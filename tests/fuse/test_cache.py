@@ -607,13 +607,5 @@ def killed_readers_and_listers_leave_the_daemon_sound():
     eq(F.values(imgs)[b"f123"], b"new", "stored after the kills")
 
 
-def main():
-    argv = sys.argv[1:]
-    if "--testdata" in argv:
-        i = argv.index("--testdata")
-        del argv[i:i + 2]
-    return F.main(argv)
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(F.main(sys.argv[1:]))

@@ -203,13 +203,5 @@ def signal_stops_the_daemon_whichever_thread_reads():
             eq(vals.get(b"k%d" % i), b"x" * (100 + i), "k%d" % i)
 
 
-def main():
-    argv = sys.argv[1:]
-    if "--testdata" in argv:
-        i = argv.index("--testdata")
-        del argv[i:i + 2]
-    return F.main(argv)
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(F.main(sys.argv[1:]))

@@ -22,7 +22,6 @@ import time
 import fuselib as F
 from fuselib import Mount, check, eq, expect_errno, sh, test
 
-TESTDATA = None
 
 
 def T():
@@ -890,7 +889,7 @@ def recovery_runs_on_mount():
     """A fixture with a torn update: the mount serves the complete older
     generation (the shared compat fixture of FORMAT.md)."""
     t = T()
-    src = os.path.join(TESTDATA, "recovery", "partial_write.bin")
+    src = os.path.join(F.TESTDATA, "recovery", "partial_write.bin")
     img = t.path("pw.bin")
     with open(src, "rb") as f, open(img, "wb") as g:
         g.write(f.read())
@@ -1112,15 +1111,5 @@ def sigkill_midstream_then_remount():
             check_kill_value(k, v, last)
 
 
-def main():
-    global TESTDATA
-    argv = sys.argv[1:]
-    if "--testdata" in argv:
-        i = argv.index("--testdata")
-        TESTDATA = argv[i + 1]
-        del argv[i:i + 2]
-    return F.main(argv)
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(F.main(sys.argv[1:]))

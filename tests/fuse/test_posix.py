@@ -375,13 +375,5 @@ def each_operation_is_fdatasynced_once_per_replica():
                             b"k2": b"w2"})
 
 
-def main():
-    argv = sys.argv[1:]
-    if "--testdata" in argv:
-        i = argv.index("--testdata")
-        del argv[i:i + 2]
-    return F.main(argv)
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(F.main(sys.argv[1:]))

@@ -126,13 +126,5 @@ def sigkill_while_writing_two_replicas_heals_on_remount():
            p.stderr)
 
 
-def main():
-    argv = sys.argv[1:]
-    if "--testdata" in argv:
-        i = argv.index("--testdata")
-        del argv[i:i + 2]
-    return F.main(argv)
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(F.main(sys.argv[1:]))

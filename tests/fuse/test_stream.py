@@ -295,13 +295,5 @@ def stream_daemon_killed_mid_write_keeps_old_value():
         check_clean(imgs)
 
 
-def main():
-    argv = sys.argv[1:]
-    if "--testdata" in argv:  # meson passes it to every script
-        i = argv.index("--testdata")
-        del argv[i:i + 2]
-    return F.main(argv)
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(F.main(sys.argv[1:]))

@@ -55,24 +55,33 @@ fi
 grep -E '^ *[0-9]+/[0-9]+ ' "$bdir/test.txt" | grep -vE ' OK ' | head -n 40
 sed -n '/^Ok:/,/^Timeout:/p' "$bdir/test.txt"
 
+# fuse_suite BUILD_DIR WHAT ENV... - the FUSE suite of BUILD_DIR with the
+# sanitizer options ENV (VAR=VALUE), which write their reports into
+# BUILD_DIR/fuse-reports: a failed test or any report fails the script.
+fuse_suite() {
+    local dir=$1 what=$2 rdir=$1/fuse-reports
+    shift 2
+    rm -rf "$rdir"; mkdir -p "$rdir"
+    if ! env "$@" meson test -C "$dir" --no-rebuild \
+            --print-errorlogs --suite fuse --timeout-multiplier 4 \
+            >"$dir/fuse.txt" 2>&1; then
+        fail=1
+    fi
+    grep -E '^ *[0-9]+/[0-9]+ ' "$dir/fuse.txt" | grep -vE ' OK ' | head -n 40
+    sed -n '/^Ok:/,/^Timeout:/p' "$dir/fuse.txt"
+    if [ -n "$(ls -A "$rdir")" ]; then
+        echo "sanitizers: $what reports from the FUSE suite:"
+        head -n 40 "$rdir"/*
+        fail=1
+    fi
+}
+
 # The FUSE suite: real mounts through the sanitized daemon.
 if [ -e /dev/fuse ] && [ -x "$bdir/src/tool/embedkvfs" ]; then
     echo "sanitizers: the FUSE suite on the sanitized daemon"
-    rdir=$bdir/fuse-reports
-    rm -rf "$rdir"; mkdir -p "$rdir"
-    if ! ASAN_OPTIONS="$ASAN_OPTIONS:log_path=$rdir/asan" \
-         UBSAN_OPTIONS="$UBSAN_OPTIONS:log_path=$rdir/ubsan" \
-         meson test -C "$bdir" --no-rebuild --print-errorlogs --suite fuse \
-            --timeout-multiplier 4 >"$bdir/fuse.txt" 2>&1; then
-        fail=1
-    fi
-    grep -E '^ *[0-9]+/[0-9]+ ' "$bdir/fuse.txt" | grep -vE ' OK ' | head -n 40
-    sed -n '/^Ok:/,/^Timeout:/p' "$bdir/fuse.txt"
-    if [ -n "$(ls -A "$rdir")" ]; then
-        echo "sanitizers: reports from the FUSE suite:"
-        head -n 30 "$rdir"/*
-        fail=1
-    fi
+    fuse_suite "$bdir" ASan/UBSan \
+        "ASAN_OPTIONS=$ASAN_OPTIONS:log_path=$bdir/fuse-reports/asan" \
+        "UBSAN_OPTIONS=$UBSAN_OPTIONS:log_path=$bdir/fuse-reports/ubsan"
 elif [ "${CI:-}" = true ]; then
     echo "sanitizers: no /dev/fuse or no daemon: the FUSE suite cannot run"
     fail=1
@@ -90,20 +99,8 @@ if [ -e /dev/fuse ]; then
     fi
     if [ -d "$tdir" ] && quiet "$(logfile "$tdir")" ninja -C "$tdir" \
             src/tool/embedkvfs tests/fuse/imgcheck tests/fuse/test_devsync; then
-        trdir=$tdir/fuse-reports
-        rm -rf "$trdir"; mkdir -p "$trdir"
-        if ! TSAN_OPTIONS="log_path=$trdir/tsan:halt_on_error=0:exitcode=66" \
-             meson test -C "$tdir" --no-rebuild --print-errorlogs --suite fuse \
-                --timeout-multiplier 4 >"$tdir/fuse.txt" 2>&1; then
-            fail=1
-        fi
-        grep -E '^ *[0-9]+/[0-9]+ ' "$tdir/fuse.txt" | grep -vE ' OK ' | head -n 40
-        sed -n '/^Ok:/,/^Timeout:/p' "$tdir/fuse.txt"
-        if [ -n "$(ls -A "$trdir")" ]; then
-            echo "sanitizers: ThreadSanitizer reports from the FUSE suite:"
-            head -n 40 "$trdir"/*
-            fail=1
-        fi
+        fuse_suite "$tdir" ThreadSanitizer \
+            "TSAN_OPTIONS=log_path=$tdir/fuse-reports/tsan:halt_on_error=0:exitcode=66"
     else
         echo "sanitizers: the ThreadSanitizer build failed"
         fail=1
