@@ -219,17 +219,17 @@ void stream_drop(struct node *n);
  * one that could; if not, the caller puts the content. 0 or -errno. */
 int stream_store(struct node *n, enum flush_policy p, bool *done);
 
-/* ---- mount_ops.c: what the operations share. ---- */
-/* mount_loop.c: the request loop (one reader at a time). loop_run returns
- * 0 when unmounted or stopped, else -errno. loop_kick stops it, or
- * libfuse's single-threaded loop running in main_thread, and may need
- * repeating. A handler calls loop_may_block before anything that can wait
- * for the kernel or for another request (a notify, a wait for releases),
- * so that another thread reads meanwhile. */
+/* ---- mount_loop.c: the request loop (one reader at a time). ---- */
+/* loop_run returns 0 when unmounted or stopped, else -errno. loop_kick
+ * stops it, or libfuse's single-threaded loop running in main_thread,
+ * and may need repeating. A handler calls loop_may_block before anything
+ * that can wait for the kernel or for another request (a notify, a wait
+ * for releases), so that another thread reads meanwhile. */
 int loop_run(struct fuse_session *se);
 void loop_kick(struct fuse_session *se, pthread_t main_thread);
 void loop_may_block(void);
 
+/* ---- mount_ops.c: what the operations share. ---- */
 void ekvfs_lock(void);
 void ekvfs_unlock(void);
 void now_ts(struct timespec *t);
