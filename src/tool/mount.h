@@ -73,8 +73,8 @@ struct node {
     bool retired;             /* see above */
     bool pages_ok;            /* the kernel's pages of this file can hold
                                  nothing but the stored value */
-    bool pages_suspect;       /* a write raced a push of the pages: not
-                                 pages_ok when the writers are gone */
+    unsigned npush;           /* pushes under way (mount_cache.c); each
+                                 holds the node open */
     bool pages_warm;          /* and the stored value's length is known
                                  to be what the kernel was told: readers
                                  may load it lazily (mount_files.c) */
@@ -89,8 +89,10 @@ struct node {
     /* The shared content of the writable opens. */
     uint8_t *buf;
     size_t len, cap;
+    bool mapped;              /* buf is a mapping of its own (mount_mem.c) */
     bool loaded;              /* buf holds the content (nwriters > 0) */
     bool dirty;               /* the content differs from what was stored */
+    bool stored;              /* a put stored it since it was loaded */
     bool reported;            /* a put of these changes failed and the
                                  caller was told */
     bool unsynced;            /* created here; its empty value may not be
@@ -121,7 +123,8 @@ struct handle {
 /* The one mounted store. */
 struct ekvfs {
     pthread_mutex_t lock;
-    pthread_cond_t reader_gone;   /* a cached reader was released */
+    pthread_cond_t reader_gone;   /* a cached reader was released, or the
+                                     pushes of a node ended */
     images im;
     ekv_store *store;
     struct fuse_session *se;
@@ -219,6 +222,13 @@ void stream_drop(struct node *n);
  * one that could; if not, the caller puts the content. 0 or -errno. */
 int stream_store(struct node *n, enum flush_policy p, bool *done);
 
+/* mount_mem.c: memory for contents. Grow *buf (cap bytes, of which len
+ * are used, mapped: its kind) to hold need bytes; 0 or -ENOMEM, which
+ * leaves it as it was. content_free gives it back. */
+int content_grow(uint8_t **buf, size_t *cap, bool *mapped, size_t len,
+             size_t need);
+void content_free(uint8_t *buf, size_t cap, bool mapped);
+
 /* ---- mount_loop.c: the request loop (one reader at a time). ---- */
 /* loop_run returns 0 when unmounted or stopped, else -errno. loop_kick
  * stops it, or libfuse's single-threaded loop running in main_thread,
@@ -293,17 +303,18 @@ void cache_reader_mode(struct handle *h, struct node *n,
                        struct fuse_file_info *fi, uint32_t size);
 /* Whether a read-only open of n may load its value lazily; sets fi. */
 bool cache_lazy_ok(const struct node *n, struct fuse_file_info *fi);
-/* The last partly written page a close hands the kernel: planned under
- * the lock, done without it (cache_do_push takes it). */
+/* The last partly written page that the last writer's release hands the
+ * kernel: planned under the lock, done without it (cache_do_push takes
+ * the lock). A planned push holds its node open until done. */
 struct push {
+    struct node *node;
     fuse_ino_t ino;
     off_t off;
     size_t len;
-    uint64_t changes;
     uint8_t *bytes;
 };
 void cache_plan_push(struct node *n, struct push *p);
-void cache_do_push(uint64_t fh, struct push *p);
+void cache_do_push(struct push *p);
 void cache_free_all(void);
 
 /* ---- mount_files.c: open files. ---- */

@@ -156,6 +156,15 @@ static void let_readers_go(struct node *n)
  */
 int cache_make_way(struct node *n)
 {
+    if (n->npush) {
+        /* A push of n's last page is under way (see cache_plan_push):
+         * let it land first. It needs no request of this thread's. */
+        n->nopen++;
+        loop_may_block();
+        while (n->npush)
+            pthread_cond_wait(&fs.reader_gone, &fs.lock);
+        n->nopen--;
+    }
     let_readers_go(n);
     if (!n->unlinked && !n->retired && !n->ncached)
         return 0;
@@ -210,12 +219,19 @@ bool cache_lazy_ok(const struct node *n, struct fuse_file_info *fi)
  * After a store, the kernel's pages of the file hold the value, except
  * for the last, partly written page, which the kernel does not count as
  * read: a later open would ask for it again, and that READ makes the
- * kernel ask for the attributes again at the next stat. So the daemon
- * hands that page's bytes to the kernel (notify_store), which makes the
- * whole file cached for the readers to come. Only by the one writer (its
- * close is here), and never under fs.lock (the kernel may lock the page);
- * if a write of the same handle slipped in meanwhile, the pages are not
- * trusted once the writers are gone.
+ * kernel ask for the attributes again at the next stat. So when the last
+ * writer goes (its release, which the kernel sends after close returned,
+ * without waiting), the daemon hands that page's bytes to the kernel
+ * (notify_store), which makes the whole file cached for the readers to
+ * come. Never under fs.lock: the kernel may lock the page, waiting for a
+ * READ that another thread must answer.
+ *
+ * The pushed bytes must never land over newer ones: the kernel copies a
+ * write into its pages before the daemon hears of it, and a push sets the
+ * file's size if it ends past it. So the push waits for the last writer's
+ * release, when nothing can write through the file any more, and a new
+ * writer or a truncate of the key waits until the push is done
+ * (cache_make_way).
  */
 void cache_plan_push(struct node *n, struct push *p)
 {
@@ -224,7 +240,7 @@ void cache_plan_push(struct node *n, struct push *p)
         page = (size_t)sysconf(_SC_PAGESIZE);
     p->bytes = NULL;
     if (!fs.cache || !fs.multithreaded || !fs.se || n->nwriters != 1 ||
-        n->dirty || n->unlinked || !n->loaded)
+        n->dirty || !n->stored || n->unlinked || !n->loaded)
         return;
     size_t off = n->len - n->len % page;
     if (off == n->len)
@@ -233,13 +249,15 @@ void cache_plan_push(struct node *n, struct push *p)
     if (!p->bytes)
         return;
     memcpy(p->bytes, n->buf + off, n->len - off);
+    p->node = n;
     p->ino = NODE_ID(n);
     p->off = (off_t)off;
     p->len = n->len - off;
-    p->changes = n->changes;
+    n->nopen++;
+    n->npush++;
 }
 
-void cache_do_push(uint64_t fh, struct push *p)
+void cache_do_push(struct push *p)
 {
     if (!p->bytes)
         return;
@@ -249,9 +267,11 @@ void cache_do_push(uint64_t fh, struct push *p)
     (void)fuse_lowlevel_notify_store(fs.se, p->ino, p->off, &bv, 0);
     free(p->bytes);
     ekvfs_lock();
-    const struct handle *h = fh_get(fh, FH_FILE);
-    if (h && h->node->changes != p->changes)
-        h->node->pages_suspect = true;
+    struct node *n = p->node;
+    if (--n->npush == 0)
+        pthread_cond_broadcast(&fs.reader_gone);
+    n->nopen--;
+    node_maybe_free(n);
     ekvfs_unlock();
 }
 

@@ -38,6 +38,7 @@ static void reply_status(fuse_req_t req, int err)
 #define SPARE_MAX (64u << 20)
 static uint8_t *spare;
 static size_t spare_cap;
+static bool spare_mapped;
 
 static int reserve(struct node *n, size_t need)
 {
@@ -46,21 +47,14 @@ static int reserve(struct node *n, size_t need)
     if (spare && spare_cap >= need && need >= SPARE_MIN / 16) {
         if (n->len)
             memcpy(spare, n->buf, n->len);
-        free(n->buf);
+        content_free(n->buf, n->cap, n->mapped);
         n->buf = spare;
         n->cap = spare_cap;
+        n->mapped = spare_mapped;
         spare = NULL;
         return 0;
     }
-    size_t ncap = n->cap ? n->cap : 4096;
-    while (ncap < need)
-        ncap = ncap > SIZE_MAX / 2 ? need : ncap * 2;
-    uint8_t *p = realloc(n->buf, ncap);
-    if (!p)
-        return -ENOMEM;
-    n->buf = p;
-    n->cap = ncap;
-    return 0;
+    return content_grow(&n->buf, &n->cap, &n->mapped, n->len, need);
 }
 
 /* Make the content len bytes long; new bytes read as zeros. */
@@ -81,15 +75,17 @@ static void drop_content(struct node *n)
     stream_drop(n);
     n->no_stream = false;
     if (n->cap >= SPARE_MIN && n->cap <= SPARE_MAX && n->cap > spare_cap) {
-        free(spare);
+        content_free(spare, spare_cap, spare_mapped);
         spare = n->buf;
         spare_cap = n->cap;
+        spare_mapped = n->mapped;
     } else {
-        free(n->buf);
+        content_free(n->buf, n->cap, n->mapped);
     }
     n->buf = NULL;
     n->len = n->cap = 0;
-    n->loaded = n->dirty = n->reported = false;
+    n->mapped = false;
+    n->loaded = n->dirty = n->reported = n->stored = false;
 }
 
 /* h changed the shared content. */
@@ -132,6 +128,7 @@ static int store_node(struct node *n)
         return err;
     }
     n->dirty = false;
+    n->stored = true;
     n->unsynced = false; /* the put's first flush was real */
     for (struct handle *h = n->handles; h; h = h->next)
         h->wrote = false;
@@ -243,6 +240,7 @@ static int open_node(struct node *n, struct fuse_file_info *fi,
             if (!err) {
                 n->buf = buf;
                 n->len = n->cap = len;
+                n->mapped = false;
             }
         }
         if (!err) {
@@ -554,7 +552,6 @@ void ekvfs_write(fuse_req_t req, fuse_ino_t ino, const char *data,
  * fsync stores it if anyone did and makes every deferred flush durable. */
 static int sync_handle(struct fuse_file_info *fi, bool all)
 {
-    struct push p = {0};
     ekvfs_lock();
     struct handle *h = H(fi);
     if (!h) {
@@ -563,17 +560,11 @@ static int sync_handle(struct fuse_file_info *fi, bool all)
     }
     struct node *n = h->node;
     int err = 0;
-    bool stored = false;
-    if (h->writable && (h->wrote || all)) {
-        stored = n->dirty;
+    if (h->writable && (h->wrote || all))
         err = store_node(n);
-    }
     if (!err)
         err = all ? to_errno(devsync_now()) : sync_created(n);
-    if (!err && stored)
-        cache_plan_push(n, &p);
     ekvfs_unlock();
-    cache_do_push(fi->fh, &p);
     return err;
 }
 
@@ -619,8 +610,7 @@ static bool drop_handle(struct handle *h)
         drop_content(n);
         /* The writers' pages are the stored value, unless they held
          * changes that were lost. */
-        n->pages_ok = n->pages_warm = !lost && !n->pages_suspect;
-        n->pages_suspect = false;
+        n->pages_ok = n->pages_warm = !lost;
     }
     node_maybe_free(n);
     fh_drop(h->fh);
@@ -655,11 +645,15 @@ void ekvfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     int serr = sync_created(n);
     if (serr)
         mount_log("flushing the images: %s", strerror(-serr));
+    struct push p = {0};
+    if (h->writable)
+        cache_plan_push(n, &p);
     fuse_ino_t id = NODE_ID(n);
     bool lost = drop_handle(h);
     ekvfs_unlock();
     if (lost)
         invalidate(id);
+    cache_do_push(&p);
     fuse_reply_err(req, 0);
 }
 
@@ -752,7 +746,7 @@ void mount_teardown(void)
     dirs_free_all();
     cache_free_all();
     nodes_free_all();
-    free(spare);
+    content_free(spare, spare_cap, spare_mapped);
     spare = NULL;
     spare_cap = 0;
     ekvfs_unlock();

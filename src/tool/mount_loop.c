@@ -12,8 +12,8 @@
  *
  * More threads are needed only where a request waits for the kernel or
  * for another request: a notify call (the kernel may wait for a page
- * whose READ is queued behind it) and a wait for releases
- * (let_readers_go). Before such a wait the handler calls loop_may_block(),
+ * whose READ is queued behind it), a wait for releases (let_readers_go)
+ * and one for a push to land (cache_make_way). Before such a wait the handler calls loop_may_block(),
  * which passes the role to an idle thread, or starts one (at most
  * MAX_THREADS); the handler's thread becomes idle when it is done. So at
  * any time exactly one thread reads, unless all are busy, and then the

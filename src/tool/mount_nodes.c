@@ -121,7 +121,7 @@ static void node_free(struct node *n)
         fs.nodes = n->anext;
     if (n->anext)
         n->anext->aprev = n->aprev;
-    free(n->buf);
+    content_free(n->buf, n->cap, n->mapped);
     free(n->frozen);
     free(n->key);
     free(n);
@@ -187,7 +187,7 @@ void nodes_free_all(void)
 {
     for (struct node *n = fs.nodes, *next; n; n = next) {
         next = n->anext;
-        free(n->buf);
+        content_free(n->buf, n->cap, n->mapped);
         free(n->frozen);
         free(n->key);
         free(n);

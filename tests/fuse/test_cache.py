@@ -13,6 +13,7 @@ off. Run one test:  test_cache.py --embedkvfs E --imgcheck I NAME
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -396,9 +397,13 @@ def stored_values_are_read_and_stat_from_the_cache():
         p = m.p("k")
         write_file(p, v)
         # The writer's RELEASE is answered after close returns; a reader
-        # that came first would share the file with a writer.
-        F.wait_for(lambda: m.stderr().count("opcode: RELEASE") >= 1, 10,
-                   "the writer's release")
+        # that came first would share the file with a writer. Its answer
+        # comes after the last page is handed to the kernel.
+        def released():
+            r = re.search(r"unique: (\d+), opcode: RELEASE", m.stderr())
+            return r and re.search(r"unique: %s, (success|error)" %
+                                   r.group(1), m.stderr())
+        F.wait_for(released, 10, "the answer to the writer's release")
         reads = m.stderr().count("opcode: READ ")
         for _ in range(3):
             with open(m.p("k"), "rb") as f:
@@ -409,6 +414,75 @@ def stored_values_are_read_and_stat_from_the_cache():
             eq(os.stat(p).st_size, len(v), "stat")
         eq(m.stderr().count("opcode: GETATTR") - getattrs, 0,
            "GETATTR requests for stat after reads")
+
+
+# One process: a close of a duplicate descriptor (its reply comes before
+# the daemon hands the kernel the file's last page) races a truncate, or a
+# write into that page, through the descriptor still open.
+PUSH_RACER = r"""
+import os, sys, threading
+path, rounds = sys.argv[1], int(sys.argv[2])
+old = b"o" * (3 * 4096 + 100)   # the last page is partly written
+for i in range(rounds):
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.write(fd, old)
+    dup = os.dup(fd)
+    go = threading.Barrier(2)
+    def closer():
+        go.wait()
+        os.close(dup)
+    t = threading.Thread(target=closer)
+    t.start()
+    go.wait()
+    # Each change ends the file at a page's end: the last close then has
+    # no page to hand over, which would set the kernel right by chance.
+    if i % 2:
+        os.ftruncate(fd, 4096)
+    else:
+        os.pwrite(fd, b"N" * 4096, len(old) - 100)
+    t.join()
+    os.close(fd)
+    print(i, flush=True)
+    sys.stdin.readline()   # the observer has looked
+"""
+
+
+@test
+def a_change_racing_a_close_is_never_stale():
+    """A close stores the content and then hands the kernel the last page
+    (and with it the size): a truncate or a write of the same open file
+    racing that hand-off never leaves a stale size or page for another
+    process to see."""
+    imgs = T().images(bs=4096, bc=256)
+    old = b"o" * (3 * 4096 + 100)
+    with Mount(imgs) as m:
+        obs = Observer()
+        p = m.p("k")
+        rounds = 400
+        r = subprocess.Popen([sys.executable, "-c", PUSH_RACER, p,
+                              str(rounds)], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+        T().cleanups.append(r.kill)
+        for i in range(rounds):
+            line = r.stdout.readline()
+            check(line.strip() == str(i), "racer round %d: %r" % (i, line))
+            if i % 2:
+                want = b"o" * 4096
+            else:
+                want = old[:-100] + b"N" * 4096
+            eq(obs.ask("stat", p), len(want), "size after round %d" % i)
+            got = obs.ask("read", p).encode("latin-1")
+            if got != want:
+                at = next((j for j, (a, b) in enumerate(zip(got, want))
+                           if a != b), min(len(got), len(want)))
+                check(False, "content after round %d: %d bytes, want %d; "
+                      "first difference at %d: %r, want %r" % (
+                          i, len(got), len(want), at, got[at:at + 16],
+                          want[at:at + 16]))
+            r.stdin.write("\n")
+            r.stdin.flush()
+        eq(r.wait(30), 0, "racer exit")
+    eq(F.values(imgs)[b"k"], want, "stored")
 
 
 @test

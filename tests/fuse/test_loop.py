@@ -27,13 +27,13 @@ def T():
     return F.Test.current
 
 
-SIZE = 3 * 4096 + 100  # the last page is partly written: closes push it
+SIZE = 3 * 4096 + 100  # the last page is partly written: a release pushes it
 
 # One process, one file open read-write: threads write it, read it after
 # dropping its pages (each read is then a READ holding the page locked),
 # and fault in a shared mapping of it, while the main thread closes
 # duplicates of the descriptor, each close a FLUSH that stores the content
-# and pushes its last page.
+# (the release at the end pushes its last page).
 RACER = r"""
 import mmap, os, sys, threading
 path, closes, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
@@ -150,11 +150,11 @@ def race(m, name, closes):
 
 @test
 def closes_racing_reads_writes_and_faults_never_stall():
-    """Closes that store a file and push its last page race, in the same
-    process, writes, READs of dropped pages and page faults of a shared
-    mapping of that file, on the durable and the -o nosync mount: every
-    request is answered, the value stored at the last close is the
-    content, and the image is clean."""
+    """Closes that store a file race, in the same process, writes, READs
+    of dropped pages and page faults of a shared mapping of that file, on
+    the durable and the -o nosync mount: every request is answered, the
+    value stored at the last close is the content, and the image is
+    clean."""
     for opts in ((), ("nosync",)):
         imgs = T().images(bs=512, bc=512)
         with Mount(imgs, opts=opts) as m:

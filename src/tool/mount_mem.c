@@ -1,0 +1,106 @@
+/*
+ * mount_mem.c - memory for the contents of open files.
+ *
+ * A writer's content is copied into memory as its writes arrive. For a
+ * large one, most of that copy's cost is not the copy but the page faults
+ * of fresh memory: one per 4 KiB page, each one dearer on a virtual
+ * machine than copying the page. So a content of MEM_MAP_FROM bytes or
+ * more gets a mapping of its own, aligned to and sized in huge pages and
+ * advised for them: a fault then brings 2 MiB. Where the kernel has no
+ * huge page to give, or transparent huge pages are off, the mapping works
+ * with small pages as malloc's would. Smaller contents stay in malloc'd
+ * memory, so a mount of small files costs no more than before.
+ *
+ * A mapped buffer grows in place when the address space after it is free,
+ * else into a new mapping. The owner keeps the flag that says which kind
+ * of buffer it holds, and gives it back to content_free.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "mount.h"
+
+#define HUGE_PAGE ((size_t)2 << 20)
+
+/* Under AddressSanitizer every content stays in malloc'd memory, which it
+ * guards; a mapping of our own it would not. */
+#if defined(__SANITIZE_ADDRESS__)
+#define MEM_MAP_FROM SIZE_MAX
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MEM_MAP_FROM SIZE_MAX
+#endif
+#endif
+#ifndef MEM_MAP_FROM
+#define MEM_MAP_FROM ((size_t)1 << 20)
+#endif
+
+/* size bytes (a multiple of HUGE_PAGE) aligned to HUGE_PAGE, or NULL. */
+static uint8_t *map_aligned(size_t size)
+{
+    if (size > SIZE_MAX - HUGE_PAGE)
+        return NULL;
+    size_t span = size + HUGE_PAGE;
+    uint8_t *p = mmap(NULL, span, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    uintptr_t at = ((uintptr_t)p + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1);
+    uint8_t *a = (uint8_t *)at;
+    size_t head = (size_t)(a - p);
+    if (head)
+        munmap(p, head);
+    if (span - head > size)
+        munmap(a + size, span - head - size);
+#ifdef MADV_HUGEPAGE
+    (void)madvise(a, size, MADV_HUGEPAGE); /* a hint: fine if refused */
+#endif
+    return a;
+}
+
+void content_free(uint8_t *buf, size_t cap, bool mapped)
+{
+    if (mapped)
+        munmap(buf, cap);
+    else
+        free(buf);
+}
+
+int content_grow(uint8_t **buf, size_t *cap, bool *mapped, size_t len,
+             size_t need)
+{
+    if (need <= *cap)
+        return 0;
+    size_t ncap = *cap ? *cap : 4096;
+    while (ncap < need)
+        ncap = ncap > SIZE_MAX / 2 ? need : ncap * 2;
+    if (ncap < MEM_MAP_FROM) {
+        uint8_t *p = realloc(*buf, ncap);
+        if (!p)
+            return -ENOMEM;
+        *buf = p;
+        *cap = ncap;
+        return 0;
+    }
+    if (ncap > SIZE_MAX - HUGE_PAGE)
+        return -ENOMEM;
+    ncap = (ncap + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+    if (*mapped && mremap(*buf, *cap, ncap, 0) != MAP_FAILED) {
+        *cap = ncap; /* grew in place: same mapping, same advice */
+        return 0;
+    }
+    uint8_t *p = map_aligned(ncap);
+    if (!p)
+        return -ENOMEM;
+    if (len)
+        memcpy(p, *buf, len);
+    content_free(*buf, *cap, *mapped);
+    *buf = p;
+    *cap = ncap;
+    *mapped = true;
+    return 0;
+}
