@@ -223,8 +223,9 @@ bool cache_lazy_ok(const struct node *n, struct fuse_file_info *fi)
  * writer goes (its release, which the kernel sends after close returned,
  * without waiting), the daemon hands that page's bytes to the kernel
  * (notify_store), which makes the whole file cached for the readers to
- * come. Never under fs.lock: the kernel may lock the page, waiting for a
- * READ that another thread must answer.
+ * come. Never under fs.lock, and with the reader's role passed on: the
+ * kernel may hold the page locked for a READ still to be answered (a
+ * readahead of the writer's file outlives its release).
  *
  * The pushed bytes must never land over newer ones: the kernel copies a
  * write into its pages before the daemon hears of it, and a push sets the

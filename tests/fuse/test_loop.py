@@ -90,6 +90,28 @@ print("done", flush=True)
 """
 
 
+# One process, in turns: a writer stores the file and closes it (its
+# release, which the kernel sends without waiting, hands the kernel the
+# last page), then a reader opens it at once, drops its pages and reads
+# the last one, while the push of that very page may be under way.
+RELEASE_RACER = r"""
+import os, sys
+path, rounds, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+for i in range(rounds):
+    v = (b"%d." % i * size)[:size]
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.write(fd, v)
+    os.close(fd)
+    fd = os.open(path, os.O_RDONLY)
+    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    got = os.pread(fd, 4096, size - 100)
+    os.close(fd)
+    if got != v[-100:]:
+        sys.exit("round %d: last bytes %r, want %r" % (i, got, v[-100:]))
+print("done", flush=True)
+"""
+
+
 def abort_connections(mnt):
     """Abort the FUSE connection of mnt, so that its waiters return (a
     stalled daemon and its callers wait in the kernel, where no signal
@@ -128,8 +150,8 @@ def stacks(pid):
     return "; ".join(out)
 
 
-def race(m, name, closes):
-    p = subprocess.Popen([sys.executable, "-c", RACER, m.p(name),
+def race(m, name, closes, racer=RACER):
+    p = subprocess.Popen([sys.executable, "-c", racer, m.p(name),
                           str(closes), str(SIZE)],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          text=True)
@@ -165,6 +187,18 @@ def closes_racing_reads_writes_and_faults_never_stall():
         eq(F.values(imgs), {b"f": content}, "stored value after the race")
         r = F.run([F.EMBEDKVFS, "check"] + imgs, check_rc=False)
         eq(r.returncode, 0, "check after the race: " + r.stdout + r.stderr)
+
+
+@test
+def releases_racing_reads_of_the_last_page_never_stall():
+    """The last writer's release hands the kernel the file's last page
+    while a reader that opened right after the close READs that page: every
+    request is answered, and the reader gets the new bytes."""
+    imgs = T().images(bs=512, bc=512)
+    with Mount(imgs) as m:
+        race(m, "f", 400, RELEASE_RACER)
+    r = F.run([F.EMBEDKVFS, "check"] + imgs, check_rc=False)
+    eq(r.returncode, 0, "check after the race: " + r.stdout + r.stderr)
 
 
 @test
