@@ -83,7 +83,6 @@ struct node {
                                  at their first READ or before the key
                                  changes (frozen_len bytes) */
     size_t frozen_len;
-    uint64_t changes;         /* writes and truncates of the content */
     uint64_t frozen_size;     /* retired: the size its readers see */
     mode_t mode;
     /* The shared content of the writable opens. */

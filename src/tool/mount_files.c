@@ -91,7 +91,6 @@ static void drop_content(struct node *n)
 /* h changed the shared content. */
 static void mark_dirty(struct handle *h)
 {
-    h->node->changes++;
     h->node->dirty = true;
     h->node->reported = false;
     h->wrote = true;
