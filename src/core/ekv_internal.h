@@ -11,6 +11,80 @@
 
 #include "embedkv.h"
 
+/* The functions the core's modules share are linked as ekvi_NAME: no name
+ * of the library's may meet one of the program it is linked into (a
+ * firmware's own dev_read, say). tests/meson.build checks every archive
+ * for a global name without the ekv_ or ekvi_ prefix. */
+#define batch_close ekvi_batch_close
+#define batch_open ekvi_batch_open
+#define batch_read ekvi_batch_read
+#define batch_zeros ekvi_batch_zeros
+#define block_crc ekvi_block_crc
+#define block_crc_ok ekvi_block_crc_ok
+#define block_seal ekvi_block_seal
+#define check_writable ekvi_check_writable
+#define chunk_sane ekvi_chunk_sane
+#define copies_in_order ekvi_copies_in_order
+#define decide_erase_byte ekvi_decide_erase_byte
+#define desc_sane ekvi_desc_sane
+#define dev_flush ekvi_dev_flush
+#define dev_read ekvi_dev_read
+#define dev_write ekvi_dev_write
+#define erase_chain ekvi_erase_chain
+#define erase_chunks ekvi_erase_chunks
+#define fill_info ekvi_fill_info
+#define freemap_bytes ekvi_freemap_bytes
+#define freemap_free ekvi_freemap_free
+#define freemap_init ekvi_freemap_init
+#define freemap_is_free ekvi_freemap_is_free
+#define freemap_set_free ekvi_freemap_set_free
+#define freemap_set_free_range ekvi_freemap_set_free_range
+#define freemap_set_used ekvi_freemap_set_used
+#define freemap_take_lowest ekvi_freemap_take_lowest
+#define geometry_supported ekvi_geometry_supported
+#define header_encode ekvi_header_encode
+#define header_validate ekvi_header_validate
+#define index_adopt_arena ekvi_index_adopt_arena
+#define index_find ekvi_index_find
+#define index_find_or_link ekvi_index_find_or_link
+#define index_free ekvi_index_free
+#define index_get_or_add ekvi_index_get_or_add
+#define index_init ekvi_index_init
+#define index_remove ekvi_index_remove
+#define index_reserve ekvi_index_reserve
+#define key_hash ekvi_key_hash
+#define mem_alloc ekvi_mem_alloc
+#define mem_free ekvi_mem_free
+#define mode_alloc ekvi_mode_alloc
+#define mode_forget ekvi_mode_forget
+#define mode_free_count ekvi_mode_free_count
+#define mode_init ekvi_mode_init
+#define mode_iterate ekvi_mode_iterate
+#define mode_locate ekvi_mode_locate
+#define mode_locate_or_add ekvi_mode_locate_or_add
+#define mode_memory ekvi_mode_memory
+#define mode_next_entry ekvi_mode_next_entry
+#define mode_records ekvi_mode_records
+#define mode_recover ekvi_mode_recover
+#define mode_release ekvi_mode_release
+#define mode_release_block ekvi_mode_release_block
+#define mode_report ekvi_mode_report
+#define mode_reset_replica ekvi_mode_reset_replica
+#define put_prepare ekvi_put_prepare
+#define put_retire ekvi_put_retire
+#define read_plausible ekvi_read_plausible
+#define read_record ekvi_read_record
+#define record_block ekvi_record_block
+#define record_blocks ekvi_record_blocks
+#define replica_before_change ekvi_replica_before_change
+#define replica_header_torn ekvi_replica_header_torn
+#define replica_heal ekvi_replica_heal
+#define replica_settle ekvi_replica_settle
+#define streams_drop ekvi_streams_drop
+#define streams_lost ekvi_streams_lost
+#define streams_memory ekvi_streams_memory
+#define write_everywhere ekvi_write_everywhere
+
 /* A function the compiler must keep out of line, or inline, to bound the
  * stack depth. */
 #if defined(__GNUC__)
