@@ -131,6 +131,53 @@ def stream_content_changed_below_what_was_streamed():
     check_clean(imgs)
 
 
+@test
+def large_contents_change_as_a_local_file_would():
+    """A large content grows and shrinks in every way (writes far past the
+    end, truncates down to nothing and up to 10 MiB, rewrites in the
+    middle), in one file and then in a second that takes over the first's
+    memory: every read through the mount, and each stored value, is what
+    the same steps give on a local file."""
+    imgs = big_images(bc=8192)
+    rng = random.Random(12)
+    local = os.path.join(T().dir, "local")
+    with Mount(imgs) as m:
+        for name in ("a", "b"):
+            fd = os.open(m.p(name), os.O_RDWR | os.O_CREAT | os.O_TRUNC)
+            ref = os.open(local, os.O_RDWR | os.O_CREAT | os.O_TRUNC)
+            for step in range(60):
+                how = rng.randrange(6)
+                if how == 0:
+                    size = rng.choice([0, 1, 4095, MiB - 1, 3 * MiB + 7,
+                                       10 * MiB])
+                    os.ftruncate(fd, size)
+                    os.ftruncate(ref, size)
+                else:
+                    off = rng.randrange(9 * MiB)
+                    data = pattern(rng.randrange(1, 3 * MiB // 2), step)
+                    eq(os.pwrite(fd, data, off), len(data), "pwrite")
+                    os.pwrite(ref, data, off)
+                if step % 10 == 9:
+                    size = os.fstat(ref).st_size
+                    eq(os.fstat(fd).st_size, size, "size at step %d" % step)
+                    check(os.pread(fd, size + 1, 0) ==
+                          os.pread(ref, size + 1, 0),
+                          "%s: content differs at step %d" % (name, step))
+            want = os.pread(ref, os.fstat(ref).st_size + 1, 0)
+            os.close(fd)
+            os.close(ref)
+            check(read_file(m.p(name)) == want,
+                  "%s: read back after close differs" % name)
+            if name == "a":
+                want_a = want
+            else:
+                want_b = want
+    vals = F.values(imgs)
+    check(vals[b"a"] == want_a, "stored value of a")
+    check(vals[b"b"] == want_b, "stored value of b")
+    check_clean(imgs)
+
+
 HALF_WRITER = r"""
 import os, sys
 sys.path.insert(0, sys.argv[2])
