@@ -37,6 +37,14 @@
 extern "C" {
 #endif
 
+/* The shared library exports what this header and embedkv_file.h declare
+ * and nothing else (it is built with hidden visibility). */
+#if defined(__GNUC__) && !defined(EKV_API)
+#define EKV_API __attribute__((visibility("default")))
+#elif !defined(EKV_API)
+#define EKV_API
+#endif
+
 /* Library version (not the format version). */
 #define EKV_LIB_VERSION_MAJOR 0
 #define EKV_LIB_VERSION_MINOR 1
@@ -106,6 +114,7 @@ enum ekv_error {
 
 /* A static, human-readable message for an EKV_E* code (or a negated errno
  * a device returned). Never NULL. */
+EKV_API
 const char *ekv_strerror(int err);
 
 /* ------------------------------------------------------------------------ */
@@ -158,6 +167,7 @@ struct ekv_device {
 };
 
 /* Close a device through its close callback. NULL is accepted. */
+EKV_API
 void ekv_device_close(ekv_device *dev);
 
 /*
@@ -167,6 +177,7 @@ void ekv_device_close(ekv_device *dev);
  * @block_size, @block_count: the geometry.
  * Returns 0, or EKV_EINVAL for a NULL pointer or zero geometry.
  */
+EKV_API
 int ekv_mem_device_init(ekv_device *dev, void *mem, uint32_t block_size,
                         uint32_t block_count);
 
@@ -262,11 +273,13 @@ typedef struct ekv_bump {
 } ekv_bump;
 
 /* Set up *a to allocate from mem[0..size) through *b. */
+EKV_API
 void ekv_bump_init(ekv_allocator *a, ekv_bump *b, void *mem, size_t size);
 
 /* Bytes an open store needs for block_size and replicas, when built with
  * EKV_NO_INDEX (the indexed build adds its index and free maps, see
  * ekv_stats_get), alignment slack included. */
+EKV_API
 size_t ekv_store_memory(uint32_t block_size, unsigned replicas);
 
 /* A compile-time upper bound of ekv_store_memory(), for static arenas:
@@ -291,6 +304,7 @@ typedef struct ekv_store ekv_store;
  * mismatched geometry), EKV_EROFS (device has no write), or a device error.
  * Durable on return: every header.
  */
+EKV_API
 int ekv_format(ekv_device *const devs[], unsigned n,
                const ekv_format_options *opt);
 #endif
@@ -334,6 +348,7 @@ int ekv_format(ekv_device *const devs[], unsigned n,
  * next change (report: header_torn). EKV_MAX_REPLICAS == 1 builds compile
  * these rules away.
  */
+EKV_API
 int ekv_open(ekv_store **out, ekv_device *const devs[], unsigned n,
              const ekv_options *opt);
 
@@ -342,6 +357,7 @@ int ekv_open(ekv_store **out, ekv_device *const devs[], unsigned n,
  * caller's). Every completed put/delete was already durable; close writes
  * nothing. NULL is accepted.
  */
+EKV_API
 void ekv_close(ekv_store *s);
 
 /*
@@ -351,6 +367,7 @@ void ekv_close(ekv_store *s);
  * Returns 0 or an error as ekv_open; on error the store is unusable except
  * for ekv_close.
  */
+EKV_API
 int ekv_recover(ekv_store *s);
 
 /* Facts about one key. */
@@ -368,6 +385,7 @@ typedef struct ekv_key_info {
  * ekv_stat_key - look a key up in the index (no device I/O).
  * Returns 0 and fills *info, EKV_ENOENT, or EKV_EINVAL.
  */
+EKV_API
 int ekv_stat_key(ekv_store *s, const void *key, size_t key_len,
                  ekv_key_info *info);
 
@@ -381,6 +399,7 @@ int ekv_stat_key(ekv_store *s, const void *key, size_t key_len,
  * unspecified); EKV_ECORRUPT when no copy verifies; EKV_EIO (or the
  * device's error) when the only readable copies failed to read.
  */
+EKV_API
 int ekv_get(ekv_store *s, const void *key, size_t key_len, void *buf,
             size_t cap, size_t *len);
 
@@ -396,6 +415,7 @@ int ekv_get(ekv_store *s, const void *key, size_t key_len, void *buf,
  * copy no longer verifies; the replica's own error when it was dropped at
  * open; EKV_EINVAL (bad index or arguments); or the device's read error.
  */
+EKV_API
 int ekv_get_replica(ekv_store *s, unsigned i, const void *key, size_t key_len,
                     void *buf, size_t cap, size_t *len, uint32_t *generation);
 
@@ -420,8 +440,10 @@ int ekv_get_replica(ekv_store *s, unsigned i, const void *key, size_t key_len,
  * the next recovery erases them (ekv_stats counts the errors); a failed
  * erase is tried once more first. A delete retries a failed erase too.
  */
+EKV_API
 int ekv_put(ekv_store *s, const void *key, size_t key_len, const void *val,
             size_t val_len);
+EKV_API
 int ekv_put_flags(ekv_store *s, const void *key, size_t key_len,
                   const void *val, size_t val_len, uint32_t user_flags);
 
@@ -434,6 +456,7 @@ int ekv_put_flags(ekv_store *s, const void *key, size_t key_len,
  * that got half way leaves a record that recovery will remove).
  * Durable on return 0.
  */
+EKV_API
 int ekv_delete(ekv_store *s, const void *key, size_t key_len);
 
 /*
@@ -481,6 +504,7 @@ typedef struct ekv_stream ekv_stream;
  * Returns 0 (*out set); EKV_EINVAL, EKV_EROFS, EKV_ENAMETOOLONG,
  * EKV_ENOMEM, EKV_ENOSYS.
  */
+EKV_API
 int ekv_stream_open(ekv_store *s, ekv_stream **out, const void *key,
                     size_t key_len, uint32_t user_flags);
 /*
@@ -488,12 +512,14 @@ int ekv_stream_open(ekv_store *s, ekv_stream **out, const void *key,
  * stream's error: EKV_EFBIG (the value would outgrow the store or 4 GiB),
  * EKV_ENOSPC (no free block for the next chunk now), or the device's.
  */
+EKV_API
 int ekv_stream_write(ekv_stream *w, const void *data, size_t len);
 /*
  * ekv_stream_commit - store the value written so far, and free w.
  * Returns what ekv_put would; after a failure nothing of the stream is
  * left on any device (flushed) and the old value is in force.
  */
+EKV_API
 int ekv_stream_commit(ekv_stream *w);
 /*
  * ekv_stream_abandon - drop the stream and free w: what it wrote is erased
@@ -502,6 +528,7 @@ int ekv_stream_commit(ekv_stream *w);
  * stream's there after a crash). A block whose erase or flush failed
  * stays out of use until the next recovery. NULL is ignored.
  */
+EKV_API
 void ekv_stream_abandon(ekv_stream *w);
 #endif /* !EKV_READONLY */
 
@@ -510,6 +537,7 @@ void ekv_stream_abandon(ekv_stream *w);
  * fn returns 0 to go on, anything else to stop (that value is returned).
  * fn must not change the store. Returns 0, or fn's non-zero value.
  */
+EKV_API
 int ekv_iterate(ekv_store *s, int (*fn)(void *ctx, const ekv_key_info *info),
                 void *ctx);
 
@@ -542,6 +570,7 @@ typedef struct ekv_stats {
 } ekv_stats;
 
 /* ekv_stats_get - fill *st. Returns 0 or EKV_EINVAL. No device I/O. */
+EKV_API
 int ekv_stats_get(ekv_store *s, ekv_stats *st);
 
 /* What the scan of one replica found (ekv_replica_report). */
@@ -585,6 +614,7 @@ typedef struct ekv_replica_report {
  * after an open or ekv_recover scans the replica to fill the report, with
  * the stack and the O(blocks^2) reads a recovery takes.
  */
+EKV_API
 int ekv_replica_report_get(ekv_store *s, unsigned i, ekv_replica_report *r);
 
 #ifndef EKV_READONLY
@@ -609,6 +639,7 @@ int ekv_replica_report_get(ekv_store *s, unsigned i, ekv_replica_report *r);
  * be read, EKV_ENOSYS in an EKV_NO_INDEX build, or the device's error.
  * Durable on return 0.
  */
+EKV_API
 int ekv_repair(ekv_store *s, uint32_t *copied);
 #endif
 
@@ -649,6 +680,7 @@ typedef struct ekv_block_info {
  * which is EKV_BLOCK_NONE unless the block is a descriptor or chunk. Always succeeds for
  * block_size >= 36 (returns 0); EKV_EINVAL otherwise.
  */
+EKV_API
 int ekv_block_decode(const void *buf, uint32_t block_size,
                      ekv_block_info *info);
 
@@ -660,6 +692,7 @@ int ekv_block_decode(const void *buf, uint32_t block_size,
  * geometry unsupported or not the header's), EKV_EINVAL, EKV_ENOMEM, or the
  * device's read error. Uses the default allocator.
  */
+EKV_API
 int ekv_read_header(ekv_device *dev, ekv_block_info *info);
 #endif
 
@@ -674,6 +707,7 @@ int ekv_read_header(ekv_device *dev, ekv_block_info *info);
  * block's CRC through it; it may be called with any alignment and any
  * length, len 0 included (return crc then). EKV_CRC_SMALL has no effect
  * with EKV_CRC_EXTERN. */
+EKV_API
 uint32_t ekv_crc32(uint32_t crc, const void *buf, size_t len);
 
 #ifdef __cplusplus

@@ -58,6 +58,7 @@ extern "C" {
  * block_count); EKV_EROFS (writable open of a file we may not write);
  * EKV_EINVAL; EKV_ENOMEM; or a negated errno.
  */
+EKV_API
 int ekv_file_open(ekv_device **out, const char *path, uint32_t flags,
                   uint32_t block_size, uint32_t block_count);
 
@@ -98,17 +99,21 @@ typedef struct ekv_file_options {
  * Returns what ekv_file_open returns; EKV_EDOM also when the window does
  * not lie inside the file or its length is not a whole number of blocks.
  */
+EKV_API
 int ekv_file_open_ex(ekv_device **out, const char *path,
                      const ekv_file_options *opt);
 
 /* The window of a file device: its byte offset in the file (0 for any
  * other device). */
+EKV_API
 uint64_t ekv_file_offset(const ekv_device *dev);
 
 /* The path given to ekv_file_open (for messages). */
+EKV_API
 const char *ekv_file_path(const ekv_device *dev);
 
 /* Whether the device was opened read-only (1) or not (0). */
+EKV_API
 int ekv_file_is_rdonly(const ekv_device *dev);
 
 #ifdef __cplusplus
