@@ -225,7 +225,7 @@ int stream_store(struct node *n, enum flush_policy p, bool *done);
  * are used, mapped: its kind) to hold need bytes; 0 or -ENOMEM, which
  * leaves it as it was. content_free gives it back. */
 int content_grow(uint8_t **buf, size_t *cap, bool *mapped, size_t len,
-             size_t need);
+                 size_t need);
 void content_free(uint8_t *buf, size_t cap, bool mapped);
 
 /* ---- mount_loop.c: the request loop (one reader at a time). ---- */

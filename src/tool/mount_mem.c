@@ -71,7 +71,7 @@ void content_free(uint8_t *buf, size_t cap, bool mapped)
 }
 
 int content_grow(uint8_t **buf, size_t *cap, bool *mapped, size_t len,
-             size_t need)
+                 size_t need)
 {
     if (need <= *cap)
         return 0;
