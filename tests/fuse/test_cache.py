@@ -416,9 +416,11 @@ def stored_values_are_read_and_stat_from_the_cache():
            "GETATTR requests for stat after reads")
 
 
-# One process: a close of a duplicate descriptor (its reply comes before
-# the daemon hands the kernel the file's last page) races a truncate, or a
-# write into that page, through the descriptor still open.
+# One process: a close of a duplicate descriptor, which stores the file,
+# races a truncate, or a write over its last, partly written page, through
+# the descriptor still open. The daemon hands the kernel that page (and
+# with it the size); done while the file can still be written, as it once
+# was at the close, the page landed over the newer bytes.
 PUSH_RACER = r"""
 import os, sys, threading
 path, rounds = sys.argv[1], int(sys.argv[2])
@@ -449,10 +451,10 @@ for i in range(rounds):
 
 @test
 def a_change_racing_a_close_is_never_stale():
-    """A close stores the content and then hands the kernel the last page
-    (and with it the size): a truncate or a write of the same open file
-    racing that hand-off never leaves a stale size or page for another
-    process to see."""
+    """A truncate or a write of the same open file racing the close of a
+    duplicate descriptor never leaves a stale size or page for another
+    process to see (the daemon hands the kernel the last page only when
+    the last writer lets go)."""
     imgs = T().images(bs=4096, bc=256)
     old = b"o" * (3 * 4096 + 100)
     with Mount(imgs) as m:
