@@ -34,6 +34,14 @@
 
 struct handle;
 
+/* A value read whole into memory (load_value): malloc'd, or a mapping of
+ * its own when large (mount_mem.c), as a large content is. */
+struct value {
+    uint8_t *p;
+    size_t len, cap;
+    bool mapped;
+};
+
 /*
  * In-memory state of one file the kernel knows, like an inode; its
  * address is the file's FUSE node id. A node is in the table under its
@@ -79,10 +87,9 @@ struct node {
                                  to be what the kernel was told: readers
                                  may load it lazily (mount_files.c) */
     unsigned nlazy;           /* readers that have not loaded their value */
-    uint8_t *frozen;          /* the value the lazy readers read, loaded
+    struct value frozen;      /* the value the lazy readers read, loaded
                                  at their first READ or before the key
-                                 changes (frozen_len bytes) */
-    size_t frozen_len;
+                                 changes (frozen.p NULL until then) */
     uint64_t frozen_size;     /* retired: the size its readers see */
     mode_t mode;
     /* The shared content of the writable opens. */
@@ -109,11 +116,11 @@ struct handle {
     struct node *node;
     struct handle *next, *prev;   /* on node->handles */
     struct handle *gnext, *gprev; /* on the list of all handles */
-    uint8_t *snap;                /* read-only: the value at open */
-    size_t snap_len;
+    struct value snap;            /* read-only: the value at open; a lazy
+                                     reader's holds only its length */
     bool writable, append;
     bool cached;                  /* read-only through the page cache */
-    bool lazy;                    /* reads node->frozen, snap_len long */
+    bool lazy;                    /* reads node->frozen, snap.len long */
     bool wrote;                   /* changed the content since it was
                                      last stored: its close stores it */
     uint64_t fh;                  /* its number in the kernel (mount_fh.c) */
@@ -227,6 +234,11 @@ int stream_store(struct node *n, enum flush_policy p, bool *done);
 int content_grow(uint8_t **buf, size_t *cap, bool *mapped, size_t len,
                  size_t need);
 void content_free(uint8_t *buf, size_t cap, bool mapped);
+/* Make the empty *v able to hold size bytes (exactly, or in a mapping of
+ * its own from the size a content gets one); 0 or -ENOMEM. value_free
+ * gives it back and empties it. */
+int value_alloc(struct value *v, size_t size);
+void value_free(struct value *v);
 
 /* ---- mount_loop.c: the request loop (one reader at a time). ---- */
 /* loop_run returns 0 when unmounted or stopped, else -errno. loop_kick
@@ -254,10 +266,10 @@ uint64_t max_value(size_t klen);
 /* ekv_put with the flushes policy p lets wait (mount_sync.c). */
 int put_value(const uint8_t *key, size_t klen, const uint8_t *val,
               size_t len, enum flush_policy p);
-/* Read key's whole value into a malloc'd *buf (*len bytes), whatever
- * copy ekv_get falls back to: its length, never the index's, counts. */
-int load_value(const uint8_t *key, size_t klen, size_t hint, uint8_t **buf,
-               size_t *len);
+/* Read key's whole value into the empty *v (value_alloc'd, v->len
+ * bytes), whatever copy ekv_get falls back to: its length, never the
+ * index's, counts. */
+int load_value(const uint8_t *key, size_t klen, size_t hint, struct value *v);
 
 /* A key decoded from a file name: short keys inline, long ones (found
  * through a shortened name) on the heap. */

@@ -69,7 +69,7 @@ static uint64_t unlinked_size(const struct node *n)
     uint64_t size = 0;
     for (const struct handle *h = n->handles; h; h = h->next)
         if (!h->writable) {
-            size = h->snap_len;
+            size = h->snap.len;
             break;
         }
     node_size(n, &size);

@@ -94,13 +94,12 @@ void mark_hot(const struct node *n)
 
 int cache_freeze(struct node *n)
 {
-    if (!n->nlazy || n->frozen || n->unlinked || n->retired)
+    if (!n->nlazy || n->frozen.p || n->unlinked || n->retired)
         return 0;
     ekv_key_info info;
     int err = ekv_stat_key(fs.store, n->key, n->klen, &info);
     if (!err)
-        err = load_value(n->key, n->klen, info.value_size, &n->frozen,
-                         &n->frozen_len);
+        err = load_value(n->key, n->klen, info.value_size, &n->frozen);
     return err;
 }
 
@@ -111,7 +110,7 @@ static int retire(struct node *n)
     uint64_t size = 0;
     for (const struct handle *h = n->handles; h; h = h->next)
         if (h->cached) {
-            size = h->snap_len;
+            size = h->snap.len;
             break;
         }
     int err = cache_freeze(n);
@@ -188,7 +187,7 @@ int cache_make_way(struct node *n)
 void cache_reader_mode(struct handle *h, struct node *n,
                        struct fuse_file_info *fi, uint32_t size)
 {
-    bool whole = h->snap_len == size;
+    bool whole = h->snap.len == size;
     if (whole && fs.rdonly && fs.cache) {
         /* Nothing can change a value: the page cache stays right. */
         fi->keep_cache = 1;

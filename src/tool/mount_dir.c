@@ -271,8 +271,8 @@ static int rename_keys(fuse_ino_t parent, const char *name,
     keybuf src, dst;
     ekv_key_info si, di;
     struct node *sn = NULL, *dn;
-    uint8_t *val = NULL, *newkey = NULL;
-    size_t len = 0;
+    uint8_t *newkey = NULL;
+    struct value val = {0};
     int err = find_key(parent, name, &src, &si);
     int derr = resolve(newparent, newname, &dst, CREATE);
     if (!err)
@@ -294,9 +294,9 @@ static int rename_keys(fuse_ino_t parent, const char *name,
     dn = node_find(dst.p, dst.len);
     err = dn ? cache_freeze(dn) : 0; /* its readers keep their value */
     if (!err)
-        err = load_value(src.p, src.len, si.value_size, &val, &len);
+        err = load_value(src.p, src.len, si.value_size, &val);
     if (!err)
-        err = put_value(dst.p, dst.len, val, len, FLUSH_DEFER_ERASE);
+        err = put_value(dst.p, dst.len, val.p, val.len, FLUSH_DEFER_ERASE);
     if (!err)
         err = to_errno(ekv_delete(fs.store, src.p, src.len));
     if (err)
@@ -316,7 +316,7 @@ static int rename_keys(fuse_ino_t parent, const char *name,
 out:
     if (sn)
         node_maybe_free(sn);
-    free(val);
+    value_free(&val);
     free(newkey);
     kb_free(&src);
     kb_free(&dst);

@@ -209,37 +209,34 @@ static int open_node(struct node *n, struct fuse_file_info *fi,
         ekv_key_info info;
         err = ekv_stat_key(fs.store, n->key, n->klen, &info);
         if (!err && info.value_size)
-            err = load_value(n->key, n->klen, info.value_size, &h->snap,
-                             &h->snap_len);
+            err = load_value(n->key, n->klen, info.value_size, &h->snap);
         fi->direct_io = 1;
         fi->keep_cache = 1;
     } else if (!h->writable && cache_lazy_ok(n, fi)) {
         h->lazy = true;
-        h->snap_len = size;
+        h->snap.len = size;
         if (!fs.rdonly)
             h->cached = true;
     } else if (!h->writable) {
         if (n->loaded && !n->dirty) {
             /* The shared content is what is stored. */
-            h->snap = malloc(n->len ? n->len : 1);
-            if (!h->snap)
-                err = -ENOMEM;
-            else if (n->len)
-                memcpy(h->snap, n->buf, n->len);
-            h->snap_len = n->len;
+            err = value_alloc(&h->snap, n->len);
+            if (!err && n->len)
+                memcpy(h->snap.p, n->buf, n->len);
+            h->snap.len = n->len;
         } else if (size) {
-            err = load_value(n->key, n->klen, size, &h->snap, &h->snap_len);
+            err = load_value(n->key, n->klen, size, &h->snap);
         }
         cache_reader_mode(h, n, fi, size);
     } else if (!n->loaded) {
         if (!trunc && !created && size) {
-            uint8_t *buf;
-            size_t len;
-            err = load_value(n->key, n->klen, size, &buf, &len);
+            struct value v;
+            err = load_value(n->key, n->klen, size, &v);
             if (!err) {
-                n->buf = buf;
-                n->len = n->cap = len;
-                n->mapped = false;
+                n->buf = v.p;
+                n->len = v.len;
+                n->cap = v.cap;
+                n->mapped = v.mapped;
             }
         }
         if (!err) {
@@ -253,13 +250,13 @@ static int open_node(struct node *n, struct fuse_file_info *fi,
     if (!err && !(h->fh = fh_new(h, FH_FILE)))
         err = -ENOMEM;
     if (err) {
-        free(h->snap);
+        value_free(&h->snap);
         free(h);
         return err;
     }
     if (h->cached && !h->lazy) {
         n->pages_ok = true; /* dropped at this open if they were not */
-        n->pages_warm = h->snap_len == size;
+        n->pages_warm = h->snap.len == size;
     }
     if (h->lazy)
         n->nlazy++;
@@ -465,21 +462,21 @@ void ekvfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         fuse_reply_err(req, EBADF);
         return;
     }
-    const uint8_t *src = h->writable ? h->node->buf : h->snap;
-    size_t len = h->writable ? h->node->len : h->snap_len;
+    const uint8_t *src = h->writable ? h->node->buf : h->snap.p;
+    size_t len = h->writable ? h->node->len : h->snap.len;
     if (h->lazy) {
         struct node *nd = h->node;
-        int err = nd->frozen ? 0 : nd->unlinked || nd->retired
+        int err = nd->frozen.p ? 0 : nd->unlinked || nd->retired
                                        ? -EIO
                                        : cache_freeze(nd);
-        if (!err && nd->frozen_len != h->snap_len)
+        if (!err && nd->frozen.len != h->snap.len)
             err = -EIO; /* the value that verifies now is another copy */
         if (err) {
             ekvfs_unlock();
             reply_status(req, err);
             return;
         }
-        src = nd->frozen;
+        src = nd->frozen.p;
     }
     size_t n = 0;
     if ((uint64_t)off < len) {
@@ -600,9 +597,7 @@ static bool drop_handle(struct handle *h)
     if (h->cached && --n->ncached == 0)
         pthread_cond_broadcast(&fs.reader_gone);
     if (h->lazy && --n->nlazy == 0) {
-        free(n->frozen);
-        n->frozen = NULL;
-        n->frozen_len = 0;
+        value_free(&n->frozen);
     }
     if (h->writable && --n->nwriters == 0) {
         lost = n->dirty && !n->unlinked;
@@ -613,7 +608,7 @@ static bool drop_handle(struct handle *h)
     }
     node_maybe_free(n);
     fh_drop(h->fh);
-    free(h->snap);
+    value_free(&h->snap);
     free(h);
     return lost;
 }
@@ -685,25 +680,21 @@ int files_truncate(struct node *n, struct fuse_file_info *fi, off_t size)
     if (err)
         return err;
     ekv_key_info info;
-    uint8_t *val = NULL;
-    size_t len = 0;
+    struct value val = {0};
     err = ekv_stat_key(fs.store, n->key, n->klen, &info);
     if (!err && (uint64_t)size > max_value(n->klen))
         err = -EFBIG;
     if (!err)
-        err = load_value(n->key, n->klen, info.value_size, &val, &len);
-    if (!err && (uint64_t)size != len) {
-        if ((uint64_t)size > len) {
-            uint8_t *p = realloc(val, (size_t)size);
-            if (!p) {
-                err = -ENOMEM;
-            } else {
-                val = p;
-                memset(val + len, 0, (size_t)size - len);
-            }
+        err = load_value(n->key, n->klen, info.value_size, &val);
+    if (!err && (uint64_t)size != val.len) {
+        if ((uint64_t)size > val.len) {
+            err = content_grow(&val.p, &val.cap, &val.mapped, val.len,
+                               (size_t)size);
+            if (!err)
+                memset(val.p + val.len, 0, (size_t)size - val.len);
         }
         if (!err)
-            err = put_value(n->key, n->klen, val, (size_t)size,
+            err = put_value(n->key, n->klen, val.p, (size_t)size,
                             FLUSH_DEFER_ERASE);
     }
     if (!err) {
@@ -716,7 +707,7 @@ int files_truncate(struct node *n, struct fuse_file_info *fi, off_t size)
         if (n->loaded && n->len != (uint64_t)size)
             err = resize(n, (size_t)size);
     }
-    free(val);
+    value_free(&val);
     return err;
 }
 

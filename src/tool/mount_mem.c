@@ -14,6 +14,11 @@
  * A mapped buffer grows in place when the address space after it is free,
  * else into a new mapping. The owner keeps the flag that says which kind
  * of buffer it holds, and gives it back to content_free.
+ *
+ * A value read whole (a reader's snapshot, the lazy readers' value, what
+ * a rename or truncate moves) is no different: loading 8 MiB into fresh
+ * small pages costs more than reading and checking it. It gets memory of
+ * the same two kinds, sized exactly where it is malloc'd (struct value).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -103,4 +108,34 @@ int content_grow(uint8_t **buf, size_t *cap, bool *mapped, size_t len,
     *cap = ncap;
     *mapped = true;
     return 0;
+}
+
+int value_alloc(struct value *v, size_t size)
+{
+    uint8_t *p;
+    size_t cap = size;
+    if (size < MEM_MAP_FROM) {
+        p = malloc(size ? size : 1);
+    } else {
+        if (size > SIZE_MAX - HUGE_PAGE)
+            return -ENOMEM;
+        cap = (size + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+        p = map_aligned(cap);
+    }
+    if (!p)
+        return -ENOMEM;
+    v->p = p;
+    v->len = 0;
+    v->cap = cap;
+    v->mapped = size >= MEM_MAP_FROM;
+    return 0;
+}
+
+void value_free(struct value *v)
+{
+    if (v->p)
+        content_free(v->p, v->cap, v->mapped);
+    v->p = NULL;
+    v->len = v->cap = 0;
+    v->mapped = false;
 }

@@ -122,7 +122,7 @@ static void node_free(struct node *n)
     if (n->anext)
         n->anext->aprev = n->aprev;
     content_free(n->buf, n->cap, n->mapped);
-    free(n->frozen);
+    value_free(&n->frozen);
     free(n->key);
     free(n);
 }
@@ -188,7 +188,7 @@ void nodes_free_all(void)
     for (struct node *n = fs.nodes, *next; n; n = next) {
         next = n->anext;
         content_free(n->buf, n->cap, n->mapped);
-        free(n->frozen);
+        value_free(&n->frozen);
         free(n->key);
         free(n);
     }

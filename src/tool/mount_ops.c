@@ -112,27 +112,25 @@ int put_value(const uint8_t *key, size_t klen, const uint8_t *val,
  * (then *len says so) or larger (EKV_ERANGE with the size it needs: try
  * again with room for it). The same rule as `embedkvfs get`.
  */
-int load_value(const uint8_t *key, size_t klen, size_t hint, uint8_t **buf,
-               size_t *len)
+int load_value(const uint8_t *key, size_t klen, size_t hint, struct value *v)
 {
-    size_t cap = hint;
+    size_t want = hint;
     for (int tries = 0; tries < 8; tries++) {
-        uint8_t *b = malloc(cap ? cap : 1);
-        if (!b)
-            return -ENOMEM;
+        int err = value_alloc(v, want);
+        if (err)
+            return err;
         size_t got = 0;
-        int err = ekv_get(fs.store, key, klen, b, cap, &got);
-        if (err == EKV_ERANGE && got > cap) {
-            free(b);
-            cap = got;
+        err = ekv_get(fs.store, key, klen, v->p, v->cap, &got);
+        if (err == EKV_ERANGE && got > v->cap) {
+            value_free(v);
+            want = got;
             continue;
         }
         if (err) {
-            free(b);
+            value_free(v);
             return to_errno(err);
         }
-        *buf = b;
-        *len = got;
+        v->len = got;
         return 0;
     }
     return -EIO; /* the copies keep changing size: not reached */
