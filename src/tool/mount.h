@@ -228,15 +228,19 @@ void stream_drop(struct node *n);
  * one that could; if not, the caller puts the content. 0 or -errno. */
 int stream_store(struct node *n, enum flush_policy p, bool *done);
 
-/* mount_mem.c: memory for contents. Grow *buf (cap bytes, of which len
- * are used, mapped: its kind) to hold need bytes; 0 or -ENOMEM, which
- * leaves it as it was. content_free gives it back. */
+/* mount_mem.c: memory for contents (callers hold fs.lock). Grow *buf
+ * (cap bytes, of which len are used, mapped: its kind) to hold need bytes;
+ * 0 or -ENOMEM, which leaves it as it was. content_drop gives it back,
+ * or keeps it as the spare for the next large buffer; content_free gives
+ * it back, and content_free_spare the spare. */
 int content_grow(uint8_t **buf, size_t *cap, bool *mapped, size_t len,
                  size_t need);
+void content_drop(uint8_t *buf, size_t cap, bool mapped);
 void content_free(uint8_t *buf, size_t cap, bool mapped);
-/* Make the empty *v able to hold size bytes (exactly, or in a mapping of
- * its own from the size a content gets one); 0 or -ENOMEM. value_free
- * gives it back and empties it. */
+void content_free_spare(void);
+/* Make the empty *v able to hold size bytes (the spare, or exactly, or
+ * in a mapping of its own from the size a content gets one); 0 or
+ * -ENOMEM. value_free gives it back (content_drop) and empties it. */
 int value_alloc(struct value *v, size_t size);
 void value_free(struct value *v);
 

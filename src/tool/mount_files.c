@@ -31,29 +31,8 @@ static void reply_status(fuse_req_t req, int err)
 
 /* ---- the shared content ------------------------------------------------ */
 
-/* The buffer of the last large content dropped, kept for the next one:
- * its pages are mapped already, and faulting in fresh ones costs a large
- * write about as much as copying it. At most SPARE_MAX bytes are kept. */
-#define SPARE_MIN (1u << 20)
-#define SPARE_MAX (64u << 20)
-static uint8_t *spare;
-static size_t spare_cap;
-static bool spare_mapped;
-
 static int reserve(struct node *n, size_t need)
 {
-    if (need <= n->cap)
-        return 0;
-    if (spare && spare_cap >= need && need >= SPARE_MIN / 16) {
-        if (n->len)
-            memcpy(spare, n->buf, n->len);
-        content_free(n->buf, n->cap, n->mapped);
-        n->buf = spare;
-        n->cap = spare_cap;
-        n->mapped = spare_mapped;
-        spare = NULL;
-        return 0;
-    }
     return content_grow(&n->buf, &n->cap, &n->mapped, n->len, need);
 }
 
@@ -74,14 +53,7 @@ static void drop_content(struct node *n)
 {
     stream_drop(n);
     n->no_stream = false;
-    if (n->cap >= SPARE_MIN && n->cap <= SPARE_MAX && n->cap > spare_cap) {
-        content_free(spare, spare_cap, spare_mapped);
-        spare = n->buf;
-        spare_cap = n->cap;
-        spare_mapped = n->mapped;
-    } else {
-        content_free(n->buf, n->cap, n->mapped);
-    }
+    content_drop(n->buf, n->cap, n->mapped);
     n->buf = NULL;
     n->len = n->cap = 0;
     n->mapped = false;
@@ -736,8 +708,6 @@ void mount_teardown(void)
     dirs_free_all();
     cache_free_all();
     nodes_free_all();
-    content_free(spare, spare_cap, spare_mapped);
-    spare = NULL;
-    spare_cap = 0;
+    content_free_spare();
     ekvfs_unlock();
 }

@@ -19,6 +19,11 @@
  * a rename or truncate moves) is no different: loading 8 MiB into fresh
  * small pages costs more than reading and checking it. It gets memory of
  * the same two kinds, sized exactly where it is malloc'd (struct value).
+ *
+ * Even huge pages cost a fault and a clearing of 2 MiB each. So the
+ * largest buffer let go (content_drop, value_free), up to SPARE_MAX, is
+ * kept as the spare, its pages mapped, and the next buffer that needs at
+ * least SPARE_TAKE bytes and fits in it takes it. Callers hold fs.lock.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -43,6 +48,21 @@
 #ifndef MEM_MAP_FROM
 #define MEM_MAP_FROM ((size_t)1 << 20)
 #endif
+
+#define SPARE_MIN ((size_t)1 << 20)  /* smaller buffers are not kept */
+#define SPARE_MAX ((size_t)64 << 20) /* nor larger ones */
+#define SPARE_TAKE ((size_t)64 << 10)
+static struct value spare;
+
+/* Take the spare for a buffer of need bytes, if it fits and is worth it. */
+static bool take_spare(size_t need, struct value *v)
+{
+    if (!spare.p || spare.cap < need || need < SPARE_TAKE)
+        return false;
+    *v = spare;
+    spare = (struct value){0};
+    return true;
+}
 
 /* size bytes (a multiple of HUGE_PAGE) aligned to HUGE_PAGE, or NULL. */
 static uint8_t *map_aligned(size_t size)
@@ -69,10 +89,28 @@ static uint8_t *map_aligned(size_t size)
 
 void content_free(uint8_t *buf, size_t cap, bool mapped)
 {
+    if (!buf)
+        return;
     if (mapped)
         munmap(buf, cap);
     else
         free(buf);
+}
+
+void content_drop(uint8_t *buf, size_t cap, bool mapped)
+{
+    if (buf && cap >= SPARE_MIN && cap <= SPARE_MAX && cap > spare.cap) {
+        content_free(spare.p, spare.cap, spare.mapped);
+        spare = (struct value){.p = buf, .cap = cap, .mapped = mapped};
+    } else {
+        content_free(buf, cap, mapped);
+    }
+}
+
+void content_free_spare(void)
+{
+    content_free(spare.p, spare.cap, spare.mapped);
+    spare = (struct value){0};
 }
 
 int content_grow(uint8_t **buf, size_t *cap, bool *mapped, size_t len,
@@ -80,6 +118,16 @@ int content_grow(uint8_t **buf, size_t *cap, bool *mapped, size_t len,
 {
     if (need <= *cap)
         return 0;
+    struct value v;
+    if (take_spare(need, &v)) {
+        if (len)
+            memcpy(v.p, *buf, len);
+        content_free(*buf, *cap, *mapped);
+        *buf = v.p;
+        *cap = v.cap;
+        *mapped = v.mapped;
+        return 0;
+    }
     size_t ncap = *cap ? *cap : 4096;
     while (ncap < need)
         ncap = ncap > SIZE_MAX / 2 ? need : ncap * 2;
@@ -112,6 +160,8 @@ int content_grow(uint8_t **buf, size_t *cap, bool *mapped, size_t len,
 
 int value_alloc(struct value *v, size_t size)
 {
+    if (take_spare(size, v))
+        return 0;
     uint8_t *p;
     size_t cap = size;
     if (size < MEM_MAP_FROM) {
@@ -133,9 +183,6 @@ int value_alloc(struct value *v, size_t size)
 
 void value_free(struct value *v)
 {
-    if (v->p)
-        content_free(v->p, v->cap, v->mapped);
-    v->p = NULL;
-    v->len = v->cap = 0;
-    v->mapped = false;
+    content_drop(v->p, v->cap, v->mapped);
+    *v = (struct value){0};
 }
