@@ -97,8 +97,25 @@ if [ -e /dev/fuse ]; then
         quiet "$(logfile "$tdir")" meson setup "$tdir" -Db_sanitize=thread \
             -Db_lundef=false -Dbench=false || fail=1
     fi
-    if [ -d "$tdir" ] && quiet "$(logfile "$tdir")" ninja -C "$tdir" \
-            src/tool/embedkvfs tests/fuse/imgcheck tests/fuse/test_devsync; then
+    # The programs the FUSE suite runs: every path into the build that a
+    # test's command names (the test programs, the daemon, imgcheck).
+    targets=()
+    [ -d "$tdir" ] && mapfile -t targets < <(python3 - "$tdir" <<'PY'
+import json, os, subprocess, sys
+d = os.path.realpath(sys.argv[1])
+t = json.loads(subprocess.run(["meson", "introspect", "--tests", d],
+                              capture_output=True, text=True).stdout)
+# Meson names built programs relative to the build directory in a test's
+# arguments (other arguments are options and test names, with no slash),
+# and absolutely as its command.
+paths = (os.path.realpath(os.path.join(d, a)) for x in t
+         if "embedkv:fuse" in x["suite"] for a in x["cmd"] if "/" in a)
+used = {os.path.relpath(p, d) for p in paths if p.startswith(d + "/")}
+print("\n".join(sorted(used)))
+PY
+)
+    if [ ${#targets[@]} -gt 0 ] && quiet "$(logfile "$tdir")" ninja -C "$tdir" \
+            "${targets[@]}"; then
         fuse_suite "$tdir" ThreadSanitizer \
             "TSAN_OPTIONS=log_path=$tdir/fuse-reports/tsan:halt_on_error=0:exitcode=66"
     else
