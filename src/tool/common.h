@@ -138,7 +138,8 @@ typedef struct hole_map {
 } hole_map;
 #define HOLE_MAP_INIT {0, 0, 0}
 
-/* Whether bytes [off, off + len) of fd lie wholly in a hole (they read as
+/* Whether bytes [off, off + len) of fd (offsets in the file, not in a
+ * window) lie wholly in a hole (they read as
  * zeros without reading). 0 when unknown. */
 int fd_in_hole(int fd, uint64_t off, uint32_t len, hole_map *h);
 

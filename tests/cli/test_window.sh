@@ -132,6 +132,14 @@ ekv locate --json big.bin
 end=$(date +%s%N)
 expect_json 'length == 1 and .[0].offset == 41943040' "locate in a 64 MiB dump"
 echo "locate: 64 MiB in $(( (end - start) / 1000000 )) ms"
+# The same sparse dump, dumped at the store's window: the holes before it
+# are not the window's blocks (dump took them for its own and showed an
+# empty window).
+ekv dump --offset 64K d.bin
+cp out window.txt
+ekv dump --offset 40M big.bin
+expect_out_has "^0 header crc=ok" "dump of a window in a sparse dump reads the window"
+expect_same out window.txt "it is the window's dump in the dump it came from"
 
 # --- import and mount writes stay in the window ---------------------------
 printf '{"keys": [{"key": "a", "value": "1"}, {"key": "b", "value": "2"}]}' >doc.json
