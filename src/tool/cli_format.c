@@ -27,6 +27,8 @@
 #include "window.h"
 
 #define DEFAULT_BLOCK_SIZE 256u
+/* How much of a block device is read to tell "holds data" in a refusal. */
+#define DEV_LOOK ((uint64_t)1 << 20)
 
 static const char format_help[] =
     "usage: embedkvfs format [--block-size N] [--blocks N | --size BYTES]\n"
@@ -626,6 +628,19 @@ static int format_images(char **paths, int n, uint64_t bs, uint64_t blocks,
             return EXIT_ERR;
         }
         /* A window was judged by its own bytes above (window_fill). */
+        /* A device is overwritten only with --force, whatever it holds.
+         * It is not read whole to see (it may be a disk), so the message
+         * claims data only if its first MiB holds some. */
+        if (!win && t[i].blockdev && !t[i].probe.header_crc_ok && !force &&
+            window_fill(paths[i], 0, t[i].size < DEV_LOOK ? t[i].size
+                                                          : DEV_LOOK) >= 0) {
+            fprintf(stderr,
+                    "%s format: %s: a block device (%" PRIu64 " bytes) with "
+                    "no embedkv image; format overwrites a device only with "
+                    "--force\n",
+                    PROG, paths[i], t[i].size);
+            return EXIT_ERR;
+        }
         if (!win && t[i].exists && !t[i].probe.header_crc_ok && !t[i].blank &&
             !force) {
             fprintf(stderr,

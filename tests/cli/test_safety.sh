@@ -93,6 +93,17 @@ if [ "$(id -u)" -eq 0 ] && command -v losetup >/dev/null &&
     expect_rc 1 "re-format of the device needs --force"
     losetup -d "$LOOPDEV"
     LOOPDEV=
+    # A zeroed device is refused too, without a claim that it holds data.
+    truncate -s 1M zero.bin
+    LOOPDEV=$(losetup -f --show zero.bin) || fail "a second loop device"
+    before=$(sums "$LOOPDEV")
+    ekv format "$LOOPDEV"
+    expect_rc 1 "format of a zeroed block device, without --force"
+    expect_err_has "^embedkvfs format: $LOOPDEV: a block device \(1048576 bytes\) with no embedkv image; format overwrites a device only with --force$" \
+        "says why, claiming no data"
+    [ "$(sums "$LOOPDEV")" = "$before" ] || fail "the zeroed device is unchanged"; pass
+    losetup -d "$LOOPDEV"
+    LOOPDEV=
 else
     echo "note: no loop device: the block device checks not run"
     [ "${CI:-}" != true ] || fail "CI=true: the block device checks need root and loop devices"
