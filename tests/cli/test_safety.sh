@@ -68,17 +68,24 @@ ekv format link.img
 expect_rc 0 "a symlink to a blank file formats the file"
 
 # A block device (a loop device here) is never overwritten without --force.
+refuses_device() { # DEV ERR-REGEX WHAT: format without --force refuses DEV,
+                   # saying ERR, and leaves every byte of it as it was
+    local before
+    before=$(sums "$1")
+    ekv format "$1"
+    expect_rc 1 "$3"
+    expect_err_has "$2" "$3: says why"
+    [ "$(sums "$1")" = "$before" ] || fail "$3: the device changed"; pass
+}
 LOOPDEV=
 if [ "$(id -u)" -eq 0 ] && command -v losetup >/dev/null &&
     head -c 1048576 /dev/urandom >loop.bin &&
     LOOPDEV=$(losetup -f --show loop.bin 2>/dev/null); then
     trap '[ -n "$LOOPDEV" ] && losetup -d "$LOOPDEV"; cleanup' EXIT
+    refuses_device "$LOOPDEV" \
+        "^embedkvfs format: $LOOPDEV: a block device holding data that is not an embedkv image \(1048576 bytes\); use --force to overwrite it$" \
+        "format of a block device with other data, without --force"
     before=$(sums "$LOOPDEV")
-    ekv format "$LOOPDEV"
-    expect_rc 1 "format of a block device with other data, without --force"
-    expect_err_has "^embedkvfs format: $LOOPDEV: a block device holding data that is not an embedkv image \(1048576 bytes\); use --force to overwrite it$" \
-        "says it is a device with data"
-    [ "$(sums "$LOOPDEV")" = "$before" ] || fail "the device is unchanged"; pass
     ekv format --force --size 24K "$LOOPDEV"
     expect_rc 2 "an image smaller than its device could never be opened"
     expect_err_has "the device has 1048576 bytes, the image would have 24576" \
@@ -96,12 +103,9 @@ if [ "$(id -u)" -eq 0 ] && command -v losetup >/dev/null &&
     # A zeroed device is refused too, without a claim that it holds data.
     truncate -s 1M zero.bin
     LOOPDEV=$(losetup -f --show zero.bin) || fail "a second loop device"
-    before=$(sums "$LOOPDEV")
-    ekv format "$LOOPDEV"
-    expect_rc 1 "format of a zeroed block device, without --force"
-    expect_err_has "^embedkvfs format: $LOOPDEV: a block device \(1048576 bytes\) with no embedkv image; format overwrites a device only with --force$" \
-        "says why, claiming no data"
-    [ "$(sums "$LOOPDEV")" = "$before" ] || fail "the zeroed device is unchanged"; pass
+    refuses_device "$LOOPDEV" \
+        "^embedkvfs format: $LOOPDEV: a block device \(1048576 bytes\) with no embedkv image; format overwrites a device only with --force$" \
+        "format of a zeroed block device (no claim of data), without --force"
     losetup -d "$LOOPDEV"
     LOOPDEV=
 else
