@@ -108,6 +108,19 @@ int ekv_file_open_ex(ekv_device **out, const char *path,
 EKV_API
 uint64_t ekv_file_offset(const ekv_device *dev);
 
+/*
+ * ekv_file_error - the errno of the device's last read, write or flush of
+ * its file that failed (0: none has since it was opened), and in *op (if
+ * not NULL) which it was: "read", "write" or "flush" (NULL when none).
+ * For messages: a device's error reaches the caller of an ekv_* call
+ * unchanged (a negated errno), and one can equal an EKV_* code of another
+ * meaning, such as -ENOSPC from a full file system holding the image,
+ * which is EKV_ENOSPC ("not enough free blocks"). A call that failed with
+ * a device's error left that device's ekv_file_error set.
+ */
+EKV_API
+int ekv_file_error(const ekv_device *dev, const char **op);
+
 /* The path given to ekv_file_open (for messages). */
 EKV_API
 const char *ekv_file_path(const ekv_device *dev);

@@ -53,6 +53,10 @@ typedef struct file_dev {
      * yet written to the file. */
     uint8_t *wb;
     uint32_t wb_first, wb_count;
+    /* The last read, write or flush of the file that failed: its errno
+     * and which it was (ekv_file_error); 0 and NULL until one fails. */
+    int os_err;
+    const char *os_op;
 } file_dev;
 
 #define RA_MIN_BLOCKS 8u
@@ -65,6 +69,14 @@ static int neg_errno(int e)
 
 static int read_all(file_dev *f, char *p, size_t len, off_t off);
 
+/* A system call on the file failed with e: remember it, return it. */
+static int os_failed(file_dev *f, const char *op, int e)
+{
+    f->os_err = e;
+    f->os_op = op;
+    return neg_errno(e);
+}
+
 /* pwrite all of p[0, len) at off. */
 static int write_all(file_dev *f, const char *p, size_t len, off_t off)
 {
@@ -74,7 +86,7 @@ static int write_all(file_dev *f, const char *p, size_t len, off_t off)
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
-            return neg_errno(errno);
+            return os_failed(f, "write", errno);
         if (n == 0)
             return EKV_EIO;
         done += (size_t)n;
@@ -235,7 +247,7 @@ static int read_all(file_dev *f, char *p, size_t len, off_t off)
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
-            return neg_errno(errno);
+            return os_failed(f, "read", errno);
         if (n == 0)
             return EKV_EIO; /* the file shrank under us */
         done += (size_t)n;
@@ -335,7 +347,7 @@ static int fd_flush(ekv_device *d)
         /* A device node or pipe that cannot sync has nothing to sync. */
         if (errno == EINVAL || errno == EROFS)
             return 0;
-        return neg_errno(errno);
+        return os_failed(f, "flush", errno);
     }
     return 0;
 }
@@ -351,6 +363,15 @@ static void fd_close(ekv_device *d)
     free(f->ra);
     free(f->path);
     free(f);
+}
+
+int ekv_file_error(const ekv_device *d, const char **op)
+{
+    const file_dev *f =
+        d && d->close == fd_close ? (const file_dev *)d->ctx : NULL;
+    if (op)
+        *op = f && f->os_err ? f->os_op : NULL;
+    return f ? f->os_err : 0;
 }
 
 const char *ekv_file_path(const ekv_device *d)

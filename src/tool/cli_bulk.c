@@ -332,10 +332,13 @@ int cmd_import(int argc, char **argv)
                 gate_open = 1;
                 err = ekv_delete(im.store, have[j].key, have[j].len);
                 if (err) {
-                    char name[NAME_MAX_BYTES + 1];
+                    char name[NAME_MAX_BYTES + 1], cause[DEVICE_ERROR_MAX];
                     key_to_name(have[j].key, have[j].len, name);
                     fprintf(stderr, "%s import: %s: cannot delete: %s\n",
-                            PROG, name, ekv_strerror(err));
+                            PROG, name,
+                            device_error_text(&im, cause, sizeof(cause))
+                                ? cause
+                                : ekv_strerror(err));
                 }
                 progress_step(++done);
             }
@@ -346,12 +349,15 @@ int cmd_import(int argc, char **argv)
         gate_open = old[i] != 0;
         err = ekv_put(im.store, it->key, it->klen, it->val, it->vlen);
         if (err) {
-            char name[NAME_MAX_BYTES + 1];
+            char name[NAME_MAX_BYTES + 1], cause[DEVICE_ERROR_MAX];
             key_to_name(it->key, it->klen, name);
             fprintf(stderr,
                     "%s import: %s (%s): %s; the keys before it are "
                     "imported, it and the rest are not\n",
-                    PROG, name, it->where, ekv_strerror(err));
+                    PROG, name, it->where,
+                    device_error_text(&im, cause, sizeof(cause))
+                        ? cause
+                        : ekv_strerror(err));
         }
         progress_step(++done);
     }

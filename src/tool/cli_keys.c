@@ -485,7 +485,14 @@ int cmd_put(int argc, char **argv)
         err = EKV_EFBIG;
     else
         err = ekv_put(im.store, k.bytes, k.len, val, len);
-    if (err == EKV_EFBIG || err == EKV_ENOSPC) {
+    char cause[DEVICE_ERROR_MAX];
+    if (err && device_error_text(&im, cause, sizeof(cause))) {
+        char name[NAME_MAX_BYTES + 1];
+        key_to_name(k.bytes, k.len, name);
+        fprintf(stderr, "%s put: %s: %s; nothing was stored\n", PROG, name,
+                cause);
+        rc = EXIT_IO;
+    } else if (err == EKV_EFBIG || err == EKV_ENOSPC) {
         char name[NAME_MAX_BYTES + 1];
         key_to_name(k.bytes, k.len, name);
         if (err == EKV_EFBIG)
@@ -542,8 +549,15 @@ int cmd_rm(int argc, char **argv)
     if (rc >= 0)
         return rc;
     int err = ekv_delete(im.store, k.bytes, k.len);
-    if (err)
+    char cause[DEVICE_ERROR_MAX];
+    if (err && device_error_text(&im, cause, sizeof(cause))) {
+        char name[NAME_MAX_BYTES + 1];
+        key_to_name(k.bytes, k.len, name);
+        fprintf(stderr, "%s rm: %s: %s\n", PROG, name, cause);
+        err = EKV_EIO;
+    } else if (err) {
         key_error("rm", im.store, &k, err);
+    }
     key_arg_free(&k);
     images_close(&im);
     return exit_code_for(err);

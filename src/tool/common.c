@@ -438,6 +438,20 @@ static uint32_t file_flags(unsigned flags)
     return f;
 }
 
+int device_error_text(const images *im, char *buf, size_t size)
+{
+    for (unsigned i = 0; i < im->n; i++) {
+        const char *op;
+        int e = im->devs[i] ? ekv_file_error(im->devs[i], &op) : 0;
+        if (e) {
+            snprintf(buf, size, "cannot %s the image %s: %s", op,
+                     ekv_file_path(im->devs[i]), strerror(e));
+            return 1;
+        }
+    }
+    return 0;
+}
+
 void images_close(images *im)
 {
     ekv_close(im->store);

@@ -71,6 +71,12 @@ typedef struct images {
  */
 int images_open(images *im, char **paths, unsigned n, unsigned flags);
 void images_close(images *im);
+/* If a read, write or flush of an image's file failed (ekv_file_error),
+ * put "cannot write the image PATH: No space left on device" into buf and
+ * return 1: that is the cause of the store call's error, whatever code it
+ * came back as (a full file system's ENOSPC is EKV_ENOSPC). Else 0. */
+int device_error_text(const images *im, char *buf, size_t size);
+#define DEVICE_ERROR_MAX 4352 /* room for that text: a path and a reason */
 
 /* Read a key's whole value into a malloc'd buffer (*out, one spare byte
  * allocated past *len). hint: the expected size (ekv_key_info.value_size);

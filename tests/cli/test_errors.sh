@@ -120,4 +120,33 @@ for cmd in format ls get put rm check repair dump; do
     expect_err_one_line "$cmd bad option"
 done
 
+# The file system holding the image is full: the store has room, the file
+# cannot grow. The message names that cause and the image, not the
+# store's free blocks (ENOSPC from pwrite is EKV_ENOSPC's number too), and
+# the old value stays.
+if [ "$(id -u)" -eq 0 ] && mkdir full && mount -t tmpfs -o size=256K tmpfs full; then
+    trap 'umount "$WORK/full" 2>/dev/null; cleanup' EXIT
+    truncate -s 4M full/s.img
+    "$EKV" format --block-size 4096 full/s.img >/dev/null || fail "format"
+    head -c 100000 /dev/urandom >v1
+    "$EKV" put --file v1 full/s.img big || fail "put of a value that fits"
+    head -c 300000 /dev/urandom >v2
+    ekv put --file v2 full/s.img big
+    expect_rc 5 "put on a full file system"
+    expect_err_has "^embedkvfs put: big: cannot write the image full/s.img: No space left on device; nothing was stored$" \
+        "names the full file system's error and the image"
+    ekv get full/s.img big
+    expect_same out v1 "the old value stays"
+    printf '{"format": "embedkv-export-1", "keys": [{"key": "x", "value": "%s"}]}' \
+        "$(head -c 300000 /dev/zero | tr '\0' a)" >big.json
+    ekv_in big.json import full/s.img
+    expect_rc 5 "import on a full file system"
+    expect_err_has "^embedkvfs import: x \(keys\[0\]\): cannot write the image full/s.img: No space left on device" \
+        "import names the cause too"
+    umount full
+else
+    [ "${CI:-}" != true ] || fail "CI=true: the full file system check needs root (a tmpfs)"
+    echo "note: not root: the full file system check not run"
+fi
+
 done_ok
