@@ -489,8 +489,7 @@ int cmd_put(int argc, char **argv)
     if (err && device_error_text(&im, cause, sizeof(cause))) {
         char name[NAME_MAX_BYTES + 1];
         key_to_name(k.bytes, k.len, name);
-        fprintf(stderr, "%s put: %s: %s; nothing was stored\n", PROG, name,
-                cause);
+        fprintf(stderr, "%s put: %s: %s\n", PROG, name, cause);
         rc = EXIT_IO;
     } else if (err == EKV_EFBIG || err == EKV_ENOSPC) {
         char name[NAME_MAX_BYTES + 1];
