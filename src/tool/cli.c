@@ -163,6 +163,17 @@ int key_arg_resolve(ekv_store *s, key_arg *k)
     return 0;
 }
 
+int key_device_error(const char *cmd, const images *im, const key_arg *k)
+{
+    char cause[DEVICE_ERROR_MAX];
+    if (!device_error_text(im, cause, sizeof(cause)))
+        return 0;
+    char name[NAME_MAX_BYTES + 1];
+    key_to_name(k->bytes, k->len, name);
+    fprintf(stderr, "%s %s: %s: %s\n", PROG, cmd, name, cause);
+    return 1;
+}
+
 void key_error(const char *cmd, ekv_store *s, const key_arg *k, int err)
 {
     char name[NAME_MAX_BYTES + 1];

@@ -80,6 +80,10 @@ int key_arg_resolve(ekv_store *s, key_arg *k);
  * line "embedkvfs CMD: KEY: message", with a hint when a raw key that does
  * not exist is the escaped name of one that does. */
 void key_error(const char *cmd, ekv_store *s, const key_arg *k, int err);
+/* If an image's file failed a read, write or flush (device_error_text),
+ * print "embedkvfs CMD: NAME: cannot write the image PATH: reason" and
+ * return 1: that is the cause of the store call's error. Else 0. */
+int key_device_error(const char *cmd, const images *im, const key_arg *k);
 
 void key_arg_free(key_arg *k);
 

@@ -485,11 +485,7 @@ int cmd_put(int argc, char **argv)
         err = EKV_EFBIG;
     else
         err = ekv_put(im.store, k.bytes, k.len, val, len);
-    char cause[DEVICE_ERROR_MAX];
-    if (err && device_error_text(&im, cause, sizeof(cause))) {
-        char name[NAME_MAX_BYTES + 1];
-        key_to_name(k.bytes, k.len, name);
-        fprintf(stderr, "%s put: %s: %s\n", PROG, name, cause);
+    if (err && key_device_error("put", &im, &k)) {
         rc = EXIT_IO;
     } else if (err == EKV_EFBIG || err == EKV_ENOSPC) {
         char name[NAME_MAX_BYTES + 1];
@@ -548,11 +544,7 @@ int cmd_rm(int argc, char **argv)
     if (rc >= 0)
         return rc;
     int err = ekv_delete(im.store, k.bytes, k.len);
-    char cause[DEVICE_ERROR_MAX];
-    if (err && device_error_text(&im, cause, sizeof(cause))) {
-        char name[NAME_MAX_BYTES + 1];
-        key_to_name(k.bytes, k.len, name);
-        fprintf(stderr, "%s rm: %s: %s\n", PROG, name, cause);
+    if (err && key_device_error("rm", &im, &k)) {
         err = EKV_EIO;
     } else if (err) {
         key_error("rm", im.store, &k, err);
