@@ -26,6 +26,9 @@
  * nothing worth a stream's bookkeeping. */
 #define STREAM_FROM (256u * 1024u)
 
+/* A feed of this much passes the reader's role on first (see feed). */
+#define FEED_PASS (128u * 1024u)
+
 void stream_drop(struct node *n)
 {
     if (!n->stream)
@@ -41,11 +44,19 @@ void stream_cut(struct node *n, size_t len)
         stream_drop(n);
 }
 
-/* Hand the stream what the content holds past the streamed part. */
+/*
+ * Hand the stream what the content holds past the streamed part. The
+ * write that brought it is answered already, and the writer's next one
+ * is on its way: a large feed lets another thread read it (the kernel's
+ * copy of up to 1 MiB into our buffer) while this one writes the blocks,
+ * instead of after. That thread then waits for fs.lock, as it would have.
+ */
 static int feed(struct node *n)
 {
     if (n->len <= n->streamed)
         return 0;
+    if (n->len - n->streamed >= FEED_PASS)
+        loop_may_block();
     int err = ekv_stream_write(n->stream, n->buf + n->streamed,
                                n->len - n->streamed);
     if (err)
