@@ -496,21 +496,21 @@ void ekvfs_write(fuse_req_t req, fuse_ino_t ino, const char *data,
                 memset(n->buf + n->len, 0, (size_t)pos - n->len);
             n->len = end;
         }
-        if (!err && size) {
-            memcpy(n->buf + pos, data, size);
-            mark_dirty(h);
-        }
     }
     if (err) {
         ekvfs_unlock();
         reply_status(req, err);
         return;
     }
-    /* The write is done once it is in the content: the writer may send
-     * its next one while the stream takes these bytes to the images. */
+    /* Nothing can fail from here on, and nobody sees the content before
+     * fs.lock is let go: the writer may send its next write while this
+     * one is copied in and the stream takes its bytes to the images. */
     fuse_reply_write(req, size);
-    if (size)
+    if (size) {
+        memcpy(n->buf + pos, data, size);
+        mark_dirty(h);
         stream_wrote(n, pos, size);
+    }
     ekvfs_unlock();
 }
 
