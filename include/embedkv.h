@@ -164,6 +164,15 @@ struct ekv_device {
      * such blocks as free (0x00-erased) without reading them, so a
      * device must never count a block that could hold anything else. */
     uint32_t (*zero_run)(ekv_device *dev, uint32_t first, uint32_t count);
+    /* Optional: a buffer of block_size bytes in which the core may build
+     * the block it is about to write to `block`, or NULL to have it build
+     * the block in its own buffer. When it lends one, the core's next call
+     * on this device is write() of `block` with that very buffer, so a
+     * device that gathers writes can lend the next place of its run and
+     * skip the copy (the file device does). The core asks only for the
+     * chunks of a value (descriptors are built in its own buffer); the
+     * EKV_NO_INDEX build never asks. */
+    void *(*write_buffer)(ekv_device *dev, uint32_t block);
 };
 
 /* Close a device through its close callback. NULL is accepted. */

@@ -8,10 +8,12 @@
  *
  * Runs of blocks move in large calls: single-block reads that follow each
  * other are read ahead (up to 256 KiB per pread), and writes of
- * consecutive blocks are gathered into one pwrite of up to 256 KiB. Gathered
- * writes reach the file before the flush returns (with EKV_FILE_NOSYNC
- * too), before any read of the file that could see them, and at close; the
- * device's own reads see them at once. A gathered write that fails is
+ * consecutive blocks are gathered into one pwrite of up to 256 KiB (the
+ * device lends the core the next place of the run to build a value's
+ * chunk in: ekv_device's write_buffer). Gathered writes reach the file
+ * before the flush returns (with EKV_FILE_NOSYNC too), before any read of
+ * the file that could see them, and at close; the device's own reads see
+ * them at once. A gathered write that fails is
  * reported by the call that sent it to the file: the flush (which then
  * fails), or a later write or batch read. Close the device only after a
  * flush if a write error must not go unseen. When a run outgrows the

@@ -23,6 +23,7 @@
 #define block_crc_ok ekvi_block_crc_ok
 #define block_seal ekvi_block_seal
 #define check_writable ekvi_check_writable
+#define chunk_buffer ekvi_chunk_buffer
 #define chunk_sane ekvi_chunk_sane
 #define copies_in_order ekvi_copies_in_order
 #define decide_erase_byte ekvi_decide_erase_byte
@@ -500,13 +501,18 @@ uint32_t erase_chunks(ekv_store *s, unsigned r, uint32_t desc,
                       uint32_t next, uint32_t count, int *err);
 #endif
 #if !defined(EKV_READONLY) && !defined(EKV_NO_INDEX)
-/* Build block idx of a record in s->wbuf: the descriptor (idx 0, holding
- * val's first bytes, val_len as the total size) or chunk idx (the bytes
- * of val from *off on, as many as fit); *off advances past what went in. */
-void record_block(ekv_store *s, uint32_t idx, uint32_t self, uint32_t desc,
+/* Build block idx of a record in blk (bs bytes): the descriptor (idx 0,
+ * holding val's first bytes, val_len as the total size) or chunk idx (the
+ * bytes of val from *off on, as many as fit); *off advances past what
+ * went in. */
+void record_block(ekv_store *s, uint8_t *blk, uint32_t idx, uint32_t desc,
                   uint32_t next, uint32_t count, const uint8_t *key,
                   size_t key_len, const uint8_t *val, size_t val_len,
                   size_t *off, uint32_t gen, uint32_t user_flags);
+/* Where to build the chunk about to be written to block b of replica r:
+ * the buffer the device lends (write_buffer), else s->wbuf. Nothing but
+ * that write may reach the device in between. */
+uint8_t *chunk_buffer(ekv_store *s, unsigned r, uint32_t b);
 #endif
 /* stream.c: whether a streamed put is open on s; free every open one
  * (ekv_close), without writing; the memory the open ones hold. */

@@ -300,15 +300,14 @@ int ekv_iterate(ekv_store *s, int (*fn)(void *ctx, const ekv_key_info *info),
 
 #ifndef EKV_READONLY
 
-/* Build block idx of a record in s->wbuf. */
-FOR_STREAMS void record_block(ekv_store *s, uint32_t idx, uint32_t self,
+/* Build block idx of a record in blk. */
+FOR_STREAMS void record_block(ekv_store *s, uint8_t *blk, uint32_t idx,
                         uint32_t desc, uint32_t next, uint32_t count,
                         const uint8_t *key, size_t key_len, const uint8_t *val,
                         size_t val_len, size_t *off, uint32_t gen,
                         uint32_t user_flags)
 {
     const uint32_t bs = s->bs;
-    uint8_t *blk = s->wbuf;
     if (s->sound == blk)
         s->sound = NULL;
     memset(blk, 0, bs);
@@ -343,8 +342,22 @@ FOR_STREAMS void record_block(ekv_store *s, uint32_t idx, uint32_t self,
         memcpy(blk + EKV_CHUNK_HEADER_SIZE, val + *off, part);
         *off += part;
     }
-    (void)self;
     block_seal(blk, bs);
+}
+
+/* The scanning build, made for flash drivers that program from any
+ * buffer, never asks. */
+FOR_STREAMS uint8_t *chunk_buffer(ekv_store *s, unsigned r, uint32_t b)
+{
+#ifdef EKV_NO_INDEX
+    (void)r;
+    (void)b;
+    return s->wbuf;
+#else
+    ekv_device *d = s->rep[rep_index(r)].dev;
+    uint8_t *lent = d->write_buffer ? d->write_buffer(d, b) : NULL;
+    return lent ? lent : s->wbuf;
+#endif
 }
 
 /* Write a record of count blocks into the lowest free blocks of replica r
@@ -365,9 +378,10 @@ static int write_record(ekv_store *s, unsigned r, uint32_t count,
             return EKV_ENOSPC; /* free_count said otherwise: be safe */
         uint32_t next =
             idx + 1 < count ? mode_alloc(s, r, b) : EKV_BLOCK_NONE;
-        record_block(s, idx, b, *desc, next, count, key, key_len, val,
-                    val_len, &off, gen, user_flags);
-        int err = dev_write(s, r, b, s->wbuf);
+        uint8_t *blk = idx ? chunk_buffer(s, r, b) : s->wbuf;
+        record_block(s, blk, idx, *desc, next, count, key, key_len, val,
+                     val_len, &off, gen, user_flags);
+        int err = dev_write(s, r, b, blk);
         if (err) {
             *failed = b;
             if (next != EKV_BLOCK_NONE)

@@ -131,10 +131,11 @@ static int write_held(ekv_stream *w, const uint32_t next[])
         if (!stream_has(w, r))
             continue;
         size_t off = 0;
-        record_block(s, idx, w->held[r], w->desc[r], next[r], 0, w->key,
+        uint8_t *blk = chunk_buffer(s, r, w->held[r]);
+        record_block(s, blk, idx, w->desc[r], next[r], 0, w->key,
                      w->key_len, w->chunk, w->held_len, &off, 0,
                      w->user_flags);
-        int err = dev_write(s, r, w->held[r], s->wbuf);
+        int err = dev_write(s, r, w->held[r], blk);
         if (err) {
             w->torn |= 1u << r;
             return err;
@@ -355,7 +356,7 @@ int ekv_stream_commit(ekv_stream *w)
         if (!stream_has(w, r))
             continue;
         size_t off = 0;
-        record_block(s, 0, w->desc[r], w->desc[r],
+        record_block(s, s->wbuf, 0, w->desc[r],
                      chained ? w->first[r] : EKV_BLOCK_NONE, count, w->key,
                      w->key_len, w->head, w->total, &off, gen,
                      w->user_flags);

@@ -8,7 +8,8 @@
  * reaches the file before the flush that follows it (fdatasync covers it
  * as before), before any read of the file that could see its blocks, and
  * before the device closes; a read of a gathered block is answered from
- * the gathered copy. Between two flushes a file system may persist
+ * the gathered copy. The core may build a block in the next place of the
+ * run itself (write_buffer), which saves copying it there. Between two flushes a file system may persist
  * writes in any order anyway, so gathering them promises nothing less. A
  * gathered write that fails says so at the call that sent it to the file:
  * a later write, a flush (which then fails: nothing is reported durable),
@@ -290,6 +291,25 @@ static int fd_read_blocks(ekv_device *d, uint32_t first, uint32_t count,
     return 0;
 }
 
+/* The place in the gathering buffer where block would go without a
+ * drain (it extends the run, which has room), or NULL. */
+static uint8_t *next_slot(const ekv_device *d, const file_dev *f,
+                          uint32_t block)
+{
+    if (f->wb_count && block == f->wb_first + f->wb_count &&
+        f->wb_count < run_blocks(d))
+        return f->wb + (size_t)f->wb_count * d->block_size;
+    return NULL;
+}
+
+/* Lend the core that place to build the block in (ekv_device's
+ * write_buffer): the write() that follows then has nothing to copy. */
+static void *fd_write_buffer(ekv_device *d, uint32_t block)
+{
+    file_dev *f = d->ctx;
+    return block < d->block_count ? next_slot(d, f, block) : NULL;
+}
+
 static int fd_write(ekv_device *d, uint32_t block, const void *buf)
 {
     file_dev *f = d->ctx;
@@ -300,10 +320,10 @@ static int fd_write(ekv_device *d, uint32_t block, const void *buf)
         memcpy(f->ra + (size_t)(block - f->ra_first) * d->block_size, buf,
                d->block_size);
     uint32_t max = run_blocks(d);
-    if (f->wb_count && block == f->wb_first + f->wb_count &&
-        f->wb_count < max) {
-        memcpy(f->wb + (size_t)f->wb_count * d->block_size, buf,
-               d->block_size);
+    uint8_t *slot = next_slot(d, f, block);
+    if (slot) {
+        if (slot != buf) /* else built in place (fd_write_buffer) */
+            memcpy(slot, buf, d->block_size);
         f->wb_count++;
         return 0;
     }
@@ -580,6 +600,7 @@ int ekv_file_open_ex(ekv_device **out, const char *path,
     f->dev.block_size = block_size;
     f->dev.block_count = block_count;
     f->dev.read = fd_read;
+    f->dev.write_buffer = rdonly ? NULL : fd_write_buffer;
     f->dev.read_blocks = fd_read_blocks;
     f->dev.zero_run = fd_zero_run;
     f->dev.write = rdonly ? NULL : fd_write;

@@ -1,4 +1,5 @@
 /* simdev.c - see simdev.h for how the simulated device works. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +17,28 @@ static uint64_t rnd(uint64_t *s)
 static uint8_t *blk(uint8_t *img, const simdev *s, uint32_t b)
 {
     return img + (size_t)b * s->bs;
+}
+
+/* A call other than the write the lent buffer was for (see simdev.h). */
+static void lend_check(simdev *s, const char *call)
+{
+    if (!s->lent)
+        return;
+    fprintf(stderr, "simdev: %s after lending a buffer for block %u\n", call,
+            (unsigned)s->lent_block);
+    abort();
+}
+
+static void *sim_write_buffer(ekv_device *d, uint32_t block)
+{
+    simdev *s = d->ctx;
+    lend_check(s, "write_buffer");
+    if (s->lend_asks++ % 2)
+        return NULL; /* the core's own buffer, every other time */
+    s->lent = 1;
+    s->lent_block = block;
+    memset(s->lend, 0xa5, s->bs); /* nothing in it may be relied on */
+    return s->lend;
 }
 
 /* Settle the unflushed writes by the loss model and forget them. */
@@ -97,6 +120,7 @@ static int failing(uint64_t op, uint64_t at, uint32_t count)
 static int sim_read(ekv_device *d, uint32_t block, void *buf)
 {
     simdev *s = d->ctx;
+    lend_check(s, "read");
     s->reads++;
     if (s->cut || block >= s->bc)
         return EKV_EIO;
@@ -136,6 +160,7 @@ static int sim_read_blocks(ekv_device *d, uint32_t first, uint32_t count,
                            void *buf)
 {
     simdev *s = d->ctx;
+    lend_check(s, "read_blocks");
     uint8_t *out = buf;
     s->batches++;
     if (s->cut || first >= s->bc || count == 0 || count > s->bc - first)
@@ -174,6 +199,12 @@ void sim_set_batch(simdev *s, int on)
 static int sim_write(ekv_device *d, uint32_t block, const void *buf)
 {
     simdev *s = d->ctx;
+    if (s->lent && (block != s->lent_block || buf != s->lend)) {
+        fprintf(stderr, "simdev: write of block %u after lending a buffer "
+                "for block %u\n", (unsigned)block, (unsigned)s->lent_block);
+        abort();
+    }
+    s->lent = 0;
     s->writes++;
     if (s->cut || block >= s->bc)
         return EKV_EIO;
@@ -218,6 +249,7 @@ static int sim_write(ekv_device *d, uint32_t block, const void *buf)
 static int sim_flush(ekv_device *d)
 {
     simdev *s = d->ctx;
+    lend_check(s, "flush");
     s->flushes++;
     if (s->cut)
         return EKV_EIO;
@@ -253,7 +285,9 @@ void sim_reset_faults(simdev *s)
     s->batches = 0;
     s->fail_batch_at = s->short_batch_at = s->flip_batch_at = 0;
     s->dev.write = s->readonly ? NULL : sim_write;
+    s->dev.write_buffer = s->readonly ? NULL : sim_write_buffer;
     s->dev.read_blocks = s->batch ? sim_read_blocks : NULL;
+    s->lent = 0;
 }
 
 simdev *sim_new(uint32_t bs, uint32_t bc, uint8_t fill)
@@ -265,7 +299,8 @@ simdev *sim_new(uint32_t bs, uint32_t bc, uint8_t fill)
     s->cache = malloc(n);
     s->durable = malloc(n);
     s->pending = calloc(bc, 1);
-    if (!s->cache || !s->durable || !s->pending) {
+    s->lend = malloc(bs);
+    if (!s->cache || !s->durable || !s->pending || !s->lend) {
         sim_free(s);
         return NULL;
     }
@@ -317,6 +352,7 @@ void sim_free(simdev *s)
     free(s->cache);
     free(s->durable);
     free(s->pending);
+    free(s->lend);
     free(s);
 }
 

@@ -121,6 +121,13 @@ struct simdev {
     uint64_t batches;       /* read_blocks calls, from 1 */
     uint64_t fail_batch_at, short_batch_at, flip_batch_at;
     simgroup *group;        /* shared power, or NULL */
+    /* write_buffer: every other request is lent `lend`; until the write
+     * of lent_block with it, any other call on the device is a broken
+     * promise of the core's, and aborts the test. */
+    uint8_t *lend;
+    uint32_t lent_block;
+    int lent;
+    uint64_t lend_asks;
 };
 
 /* Create a device filled with the byte `fill`. Returns NULL on OOM. */

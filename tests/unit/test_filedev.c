@@ -919,6 +919,87 @@ START_TEST(consecutive_writes_are_gathered_and_reach_the_file_by_the_flush)
 }
 END_TEST
 
+/* The device lends the next place of its gathered run (write_buffer), and
+ * a block built there reaches the file as a copied one does: nothing is
+ * lent for a block that does not extend the run, for a full run, nor by a
+ * read-only device. */
+START_TEST(blocks_built_in_lent_places_reach_the_file)
+{
+    const uint32_t run = 256u * 1024u / BS, bc = 2 * run + 10;
+    ekv_device *d = NULL;
+    ck_assert_int_eq(ekv_file_open(&d, path, EKV_FILE_CREATE, BS, bc), 0);
+    ck_assert_ptr_nonnull(d->write_buffer);
+    uint8_t b[BS], want[BS];
+    ck_assert_ptr_null(d->write_buffer(d, 1)); /* no run yet */
+    pattern(b, 1, 7);
+    ck_assert_int_eq(d->write(d, 1, b), 0);
+    ck_assert_ptr_null(d->write_buffer(d, 5)); /* not the next block */
+    ck_assert_ptr_null(d->write_buffer(d, bc)); /* past the device */
+    uint64_t w0 = pwrites;
+    uint32_t lent = 0;
+    for (uint32_t i = 2; i < 2 * run; i++) {
+        uint8_t *p = d->write_buffer(d, i);
+        if (p)
+            lent++;
+        else
+            p = b; /* the run is full: the next write starts another */
+        pattern(p, i, 7);
+        ck_assert_int_eq(d->write(d, i, p), 0);
+    }
+    ck_assert_uint_eq(lent, 2 * run - 2 - 1); /* all but a new run's first */
+    ck_assert_uint_eq(pwrites - w0, 1);       /* the first full run */
+    /* The device's own reads see them before the flush. */
+    ck_assert_int_eq(d->read(d, 2 * run - 1, b), 0);
+    pattern(want, 2 * run - 1, 7);
+    ck_assert_mem_eq(b, want, BS);
+    ck_assert_int_eq(d->flush(d), 0);
+    for (uint32_t i = 1; i < 2 * run; i++) {
+        file_block(i, b);
+        pattern(want, i, 7);
+        ck_assert_mem_eq(b, want, BS);
+    }
+    ekv_device_close(d);
+    ck_assert_int_eq(ekv_file_open(&d, path, EKV_FILE_RDONLY, BS, bc), 0);
+    ck_assert_ptr_null(d->write_buffer);
+    ekv_device_close(d);
+}
+END_TEST
+
+/* A streamed put and a plain put of a long value leave an image of the
+ * file device byte for byte as they leave one in memory, where nothing is
+ * lent. */
+START_TEST(lent_places_leave_the_image_a_memory_device_gets)
+{
+    const uint32_t bc = 2048;
+    static uint8_t mem[(size_t)BS * 2048], img[(size_t)BS * 2048];
+    static uint8_t v[300 * 1024];
+    for (size_t i = 0; i < sizeof(v); i++)
+        v[i] = (uint8_t)(i * 7 + (i >> 9));
+    ekv_device md, *fd = NULL, *m = &md;
+    ck_assert_int_eq(ekv_mem_device_init(&md, mem, BS, bc), 0);
+    ck_assert_int_eq(ekv_file_open(&fd, path, EKV_FILE_CREATE, BS, bc), 0);
+    ekv_device *devs[2] = {m, fd};
+    for (int i = 0; i < 2; i++) {
+        ekv_store *s = NULL;
+        ck_assert_int_eq(ekv_format(&devs[i], 1, NULL), 0);
+        ck_assert_int_eq(ekv_open(&s, &devs[i], 1, NULL), 0);
+        ck_assert_int_eq(ekv_put(s, "plain", 5, v, 100 * 1024), 0);
+        ekv_stream *w = NULL;
+        ck_assert_int_eq(ekv_stream_open(s, &w, "streamed", 8, 0), 0);
+        for (size_t off = 0; off < sizeof(v); off += 10000) {
+            size_t n = sizeof(v) - off < 10000 ? sizeof(v) - off : 10000;
+            ck_assert_int_eq(ekv_stream_write(w, v + off, n), 0);
+        }
+        ck_assert_int_eq(ekv_stream_commit(w), 0);
+        ekv_close(s);
+    }
+    ekv_device_close(fd);
+    for (uint32_t i = 0; i < bc; i++)
+        file_block(i, img + (size_t)i * BS);
+    ck_assert_mem_eq(img, mem, sizeof(mem));
+}
+END_TEST
+
 /* Fill v with the value of version ver (len bytes). */
 static void long_value(uint8_t *v, size_t len, uint8_t ver)
 {
@@ -1016,6 +1097,8 @@ static Suite *make(void)
     tcase_add_test(tc, consecutive_writes_are_gathered_and_reach_the_file_by_the_flush);
     tcase_add_test(tc, failed_gathered_writes_fail_the_put_and_keep_the_old_value);
     tcase_add_test(tc, long_write_runs_start_writeback_early);
+    tcase_add_test(tc, blocks_built_in_lent_places_reach_the_file);
+    tcase_add_test(tc, lent_places_leave_the_image_a_memory_device_gets);
     suite_add_tcase(s, tc);
     return s;
 }
