@@ -114,9 +114,12 @@ static int start_chunks(ekv_stream *w)
     return 0;
 }
 
-/* Write the chunk being filled to its blocks, pointing at `next[r]` (the
- * block of the chunk after it, or NONE for the last). */
-static int write_held(ekv_stream *w, const uint32_t next[])
+/* Write the chunk being filled, whose payload is p[0, len) (w->chunk, or
+ * the caller's data when a whole chunk came in one piece), to its blocks,
+ * pointing at `next[r]` (the block of the chunk after it, or NONE for the
+ * last). */
+static int write_held(ekv_stream *w, const uint32_t next[], const uint8_t *p,
+                      uint32_t len)
 {
     ekv_store *s = w->s;
     uint32_t idx = w->written + 1;
@@ -133,8 +136,7 @@ static int write_held(ekv_stream *w, const uint32_t next[])
         size_t off = 0;
         uint8_t *blk = chunk_buffer(s, r, w->held[r]);
         record_block(s, blk, idx, w->desc[r], next[r], 0, w->key,
-                     w->key_len, w->chunk, w->held_len, &off, 0,
-                     w->user_flags);
+                     w->key_len, p, len, &off, 0, w->user_flags);
         int err = dev_write(s, r, w->held[r], blk);
         if (err) {
             w->torn |= 1u << r;
@@ -144,9 +146,9 @@ static int write_held(ekv_stream *w, const uint32_t next[])
     return 0;
 }
 
-/* The chunk being filled is full and more data came: write it, pointing
- * at a new block for the next one. */
-static int emit(ekv_stream *w)
+/* The chunk being filled is full (payload p, ccap bytes) and more data
+ * came: write it, pointing at a new block for the next one. */
+static int emit(ekv_stream *w, const uint8_t *p, uint32_t ccap)
 {
     ekv_store *s = w->s;
     uint32_t next[EKV_MAX_REPLICAS];
@@ -158,7 +160,7 @@ static int emit(ekv_stream *w)
         if (stream_has(w, r))
             err = take(w, r, &next[r]);
     if (!err)
-        err = write_held(w, next);
+        err = write_held(w, next, p, ccap);
     if (err) {
         /* Give back what this call took: r replicas got a block. */
         for (unsigned u = 0; u < r; u++)
@@ -201,16 +203,23 @@ int ekv_stream_write(ekv_stream *w, const void *data_, size_t len)
             if (w->total == fcap)
                 err = start_chunks(w);
             else if (w->held_len == ccap)
-                err = emit(w);
+                err = emit(w, w->chunk, ccap);
+            if (!err && w->held_len == 0 && len > ccap) {
+                /* A whole chunk with more after it in this call: written
+                 * from data itself, the same chunk, one copy fewer. */
+                err = emit(w, data, ccap);
+                n = ccap;
+            } else if (!err) {
+                n = ccap - w->held_len;
+                if (n > len)
+                    n = len;
+                memcpy(w->chunk + w->held_len, data, n);
+                w->held_len += (uint32_t)n;
+            }
             if (err) {
                 w->err = err;
                 return err;
             }
-            n = ccap - w->held_len;
-            if (n > len)
-                n = len;
-            memcpy(w->chunk + w->held_len, data, n);
-            w->held_len += (uint32_t)n;
         }
         w->total += (uint32_t)n;
         data += n;
@@ -349,7 +358,7 @@ int ekv_stream_commit(ekv_stream *w)
     for (unsigned r = 0; r < EKV_MAX_REPLICAS; r++)
         last[r] = EKV_BLOCK_NONE;
     if (!err && chained)
-        err = write_held(w, last);
+        err = write_held(w, last, w->chunk, w->held_len);
     /* Then the descriptor and a flush, replica after replica. */
     uint32_t described = 0; /* replicas whose descriptor write began */
     for (unsigned r = 0; r < nrep(s) && !err; r++) {
