@@ -9,11 +9,11 @@
  * as before), before any read of the file that could see its blocks, and
  * before the device closes; a read of a gathered block is answered from
  * the gathered copy. The core may build a block in the next place of the
- * run itself (write_buffer), which saves copying it there. Between two flushes a file system may persist
- * writes in any order anyway, so gathering them promises nothing less. A
- * gathered write that fails says so at the call that sent it to the file:
- * a later write, a flush (which then fails: nothing is reported durable),
- * or a read of the file.
+ * run itself (write_buffer), which saves copying it there. Between two
+ * flushes a file system may persist writes in any order anyway, so
+ * gathering them promises nothing less. A gathered write that fails says
+ * so at the call that sent it to the file: a later write, a flush (which
+ * then fails: nothing is reported durable), or a read of the file.
  */
 #define _GNU_SOURCE
 #include <errno.h>
