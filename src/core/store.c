@@ -308,8 +308,8 @@ FOR_STREAMS void record_block(ekv_store *s, uint8_t *blk, uint32_t idx,
                         uint32_t user_flags)
 {
     const uint32_t bs = s->bs;
-    if (s->sound == blk)
-        s->sound = NULL;
+    if (s->sound && s->sound == blk)
+        s->sound = NULL; /* its CRC is no longer what was checked */
     memset(blk, 0, bs);
     if (idx == 0) {
         size_t first = val_len;
