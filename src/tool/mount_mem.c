@@ -18,7 +18,8 @@
  * would clear and fault 14 MiB for an 8 MiB value). Past its room, a
  * mapped buffer grows in place when the address space after it is free,
  * else into a new mapping. Reserved, untouched address space costs no
- * memory. The owner keeps the flag that says which kind of buffer it
+ * memory; where there is no address space to reserve (a ulimit -v), a
+ * buffer gets heap memory instead, as a small one does. The owner keeps the flag that says which kind of buffer it
  * holds, and gives it back to content_free.
  *
  * A value read whole (a reader's snapshot, the lazy readers' value, what
@@ -185,14 +186,25 @@ int content_grow(uint8_t **buf, size_t *cap, bool *mapped, size_t len,
         return 0;
     }
     uint8_t *p = map_aligned(ncap);
-    if (!p)
+    bool map = p != NULL;
+    if (!map && !*mapped) {
+        /* No address space for a mapping and its room (a ulimit -v, say):
+         * heap memory, as a small content gets. */
+        p = realloc(*buf, ncap);
+        if (!p)
+            return -ENOMEM;
+        *buf = p;
+        *cap = ncap;
+        return 0;
+    }
+    if (!map && !(p = malloc(ncap)))
         return -ENOMEM;
     if (len)
         memcpy(p, *buf, len);
     content_free(*buf, *cap, *mapped);
     *buf = p;
     *cap = ncap;
-    *mapped = true;
+    *mapped = map;
     return 0;
 }
 
@@ -200,22 +212,24 @@ int value_alloc(struct value *v, size_t size)
 {
     if (take_spare(size, v))
         return 0;
-    uint8_t *p;
+    uint8_t *p = NULL;
     size_t cap = size;
-    if (size < MEM_MAP_FROM) {
-        p = malloc(size ? size : 1);
-    } else {
-        if (size > SIZE_MAX - HUGE_PAGE)
-            return -ENOMEM;
+    bool map = false;
+    if (size >= MEM_MAP_FROM && size <= SIZE_MAX - HUGE_PAGE) {
         cap = (size + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
         p = map_aligned(cap);
+        map = p != NULL;
+    }
+    if (!p) {
+        cap = size; /* small, or no address space for a mapping */
+        p = malloc(size ? size : 1);
     }
     if (!p)
         return -ENOMEM;
     v->p = p;
     v->len = 0;
     v->cap = cap;
-    v->mapped = size >= MEM_MAP_FROM;
+    v->mapped = map;
     return 0;
 }
 
