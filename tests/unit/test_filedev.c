@@ -784,8 +784,10 @@ START_TEST(runs_of_block_reads_are_read_ahead_and_see_writes)
 END_TEST
 
 /* A run of writes longer than the gathering buffer (a large value) has
- * each full buffer handed to the disk at once, without waiting; short
- * runs, and a device opened with EKV_FILE_NOSYNC, never do that. */
+ * its full buffers handed to the disk without waiting, 1 MiB at a time
+ * (four buffers of 256 KiB: one doorbell per MiB); short runs, what a
+ * flush already covered, and a device opened with EKV_FILE_NOSYNC never
+ * start one. */
 static void file_block(uint32_t bl, uint8_t *out);
 
 static void write_run(ekv_device *d, uint32_t first, uint32_t n)
@@ -799,21 +801,30 @@ static void write_run(ekv_device *d, uint32_t first, uint32_t n)
 
 START_TEST(long_write_runs_start_writeback_early)
 {
-    const uint32_t run = 256u * 1024u / BS, bc = 4 * run + 10;
+    const uint32_t run = 256u * 1024u / BS, bc = 9 * run + 10;
     ekv_device *d = NULL;
     ck_assert_int_eq(ekv_file_open(&d, path, EKV_FILE_CREATE, BS, bc), 0);
     uint64_t s0 = syncs, b0 = synced_bytes;
     write_run(d, 1, run); /* one full buffer: written at the flush */
     ck_assert_int_eq(d->flush(d), 0);
     ck_assert_uint_eq(syncs, s0);
-    write_run(d, 1, 3 * run + 5); /* three full buffers, then a tail */
-    ck_assert_uint_eq(syncs - s0, 3);
-    ck_assert_uint_eq(synced_bytes - b0, 3ull * run * BS);
+    /* Nine full buffers, then a tail: the first eight go in two starts
+     * of four buffers; the ninth and the tail wait for the flush. */
+    write_run(d, 1, 9 * run + 5);
+    ck_assert_uint_eq(syncs - s0, 2);
+    ck_assert_uint_eq(synced_bytes - b0, 8ull * run * BS);
     ck_assert_int_eq(d->flush(d), 0);
-    ck_assert_uint_eq(syncs - s0, 3);
+    ck_assert_uint_eq(syncs - s0, 2);
+    /* Three buffers, a flush, two more: the flush covered the three, so
+     * the two alone are not worth a start. */
+    write_run(d, 1, 3 * run + 1);
+    ck_assert_int_eq(d->flush(d), 0);
+    write_run(d, 1, 2 * run + 1);
+    ck_assert_int_eq(d->flush(d), 0);
+    ck_assert_uint_eq(syncs - s0, 2);
     /* What was handed over is what the file holds. */
     uint8_t b[BS], want[BS];
-    for (uint32_t i = 1; i < 3 * run + 6; i += 97) {
+    for (uint32_t i = 1; i < 9 * run + 6; i += 97) {
         file_block(i, b);
         pattern(want, i, 1);
         ck_assert_mem_eq(b, want, BS);
@@ -822,7 +833,7 @@ START_TEST(long_write_runs_start_writeback_early)
 
     ck_assert_int_eq(ekv_file_open(&d, path, EKV_FILE_NOSYNC, BS, bc), 0);
     s0 = syncs;
-    write_run(d, 1, 3 * run + 5);
+    write_run(d, 1, 9 * run + 5);
     ck_assert_int_eq(d->flush(d), 0);
     ck_assert_uint_eq(syncs, s0);
     ekv_device_close(d);
