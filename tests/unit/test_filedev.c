@@ -815,11 +815,11 @@ START_TEST(long_write_runs_start_writeback_early)
     ck_assert_uint_eq(synced_bytes - b0, 8ull * run * BS);
     ck_assert_int_eq(d->flush(d), 0);
     ck_assert_uint_eq(syncs - s0, 2);
-    /* Three buffers, a flush, two more: the flush covered the three, so
-     * the two alone are not worth a start. */
+    /* Three buffers, a flush, two more right after them: the flush
+     * covered the three, so the two alone are not worth a start. */
     write_run(d, 1, 3 * run + 1);
     ck_assert_int_eq(d->flush(d), 0);
-    write_run(d, 1, 2 * run + 1);
+    write_run(d, 3 * run + 1, 2 * run + 1);
     ck_assert_int_eq(d->flush(d), 0);
     ck_assert_uint_eq(syncs - s0, 2);
     /* What was handed over is what the file holds. */
