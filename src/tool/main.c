@@ -2,8 +2,11 @@
  * main.c - embedkvfs: mount embedkv replica images with FUSE, or work on
  * them from scripts with subcommands. See embedkvfs(1).
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "commands.h"
 #include "common.h"
@@ -43,8 +46,34 @@ static void usage(FILE *f)
             PROG);
 }
 
+/*
+ * A standard stream the caller closed (`cmd <&-`, a daemon's cron job)
+ * leaves its descriptor free, and the next open() (an image) would take
+ * it: a message or a value read from stdin would then go to or come from
+ * the image. Fill each such slot with /dev/null opened the wrong way
+ * round, so that the slot is taken and the stream still fails (EBADF) as
+ * a closed one does: `put` with stdin closed fails instead of storing
+ * nothing, `get` with stdout closed reports a write error.
+ */
+static void hold_closed_streams(void)
+{
+    for (int fd = 0; fd <= 2; fd++) {
+        if (fcntl(fd, F_GETFD) != -1 || errno != EBADF)
+            continue;
+        int got = open("/dev/null", (fd == 0 ? O_WRONLY : O_RDONLY));
+        if (got != fd) {
+            /* No /dev/null, or the slot went elsewhere: better no command
+             * than one that may write its messages into an image. */
+            if (got >= 0)
+                close(got);
+            _exit(EXIT_USAGE);
+        }
+    }
+}
+
 int main(int argc, char **argv)
 {
+    hold_closed_streams();
     if (argc < 2) {
         usage(stderr);
         return EXIT_USAGE;

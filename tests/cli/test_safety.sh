@@ -294,4 +294,42 @@ else
     [ "${CI:-}" != true ] || fail "CI=true: the mount checks need root and /dev/fuse"
 fi
 
+# A closed standard stream never lends its descriptor to an image: the
+# image would take fd 0, 1 or 2, and a status line or error message would
+# be written into it (outside a window, too), or a put would store bytes
+# read from the image. The stream fails as a closed one does instead.
+head -c 65536 /dev/urandom >dump.bin
+python3 -c "f=open('dump.bin','r+b');f.seek(16384);f.write(b'\xff'*32768)"
+cp dump.bin dump.orig
+"$EKV" format --offset 16K --length 32K dump.bin >&- 2>"$WORK/err"
+rc=$?
+cmp -s <(head -c 16384 dump.bin) <(head -c 16384 dump.orig) ||
+    fail "format with stdout closed wrote before its window"
+cmp -s <(tail -c 16384 dump.bin) <(tail -c 16384 dump.orig) ||
+    fail "format with stdout closed wrote after its window"
+ekv ls --offset 16K --length 32K dump.bin
+expect_rc 0 "format with stdout closed left a store in the window"
+pass
+"$EKV" format --blocks 16 closed.img >/dev/null
+printf important >val
+ekv_in val put closed.img cfg
+expect_rc 0 "put of the first value"
+"$EKV" put closed.img cfg <&- >"$WORK/out" 2>"$WORK/err"
+rc=$?
+[ "$rc" -ne 0 ] || fail "put with stdin closed succeeded"
+expect_err_has "standard input" "put with stdin closed names standard input"
+ekv get closed.img cfg
+expect_out "important" "put with stdin closed kept the old value"
+size=$(stat -c %s closed.img)
+head -c 50000 /dev/zero >big
+"$EKV" put closed.img big <big 2>&-
+[ "$(stat -c %s closed.img)" = "$size" ] ||
+    fail "an error with stderr closed went into the image"
+ekv get closed.img cfg
+expect_out "important" "the store still opens after an error with stderr closed"
+"$EKV" get closed.img cfg >&- 2>"$WORK/err"
+rc=$?
+expect_rc 5 "get with stdout closed reports the failed write"
+pass
+
 done_ok
