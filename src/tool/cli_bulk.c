@@ -10,6 +10,9 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -394,6 +397,62 @@ static const char extract_help[] =
     "Exit: 0 ok, 1 keys skipped or files exist, 2 usage, 4 not an image,\n"
     "5 I/O error.\n";
 
+/*
+ * The temporary file being written, for the handler below: an extract
+ * stopped by SIGINT, SIGTERM or SIGHUP leaves no temporary behind (a
+ * later `format --from DIR` would take it for a key). Set and cleared
+ * with those signals blocked, so the handler sees a whole name or none.
+ */
+static char tmp_live[PATH_MAX];
+
+static void drop_tmp_and_stop(int sig)
+{
+    if (tmp_live[0])
+        (void)unlink(tmp_live);
+    (void)signal(sig, SIG_DFL);
+    (void)raise(sig); /* ends the process as the signal would have */
+}
+
+static const int stop_signals[] = {SIGINT, SIGTERM, SIGHUP};
+
+static void stops_blocked(bool block, sigset_t *old)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    for (size_t i = 0; i < sizeof(stop_signals) / sizeof(*stop_signals); i++)
+        sigaddset(&set, stop_signals[i]);
+    (void)sigprocmask(block ? SIG_BLOCK : SIG_SETMASK, block ? &set : old,
+                      block ? old : NULL);
+}
+
+/* Catch the stop signals for the temporary files' sake; one the caller
+ * ignores (a background job's SIGINT) stays ignored. */
+static void catch_stops(void)
+{
+    for (size_t i = 0; i < sizeof(stop_signals) / sizeof(*stop_signals); i++) {
+        struct sigaction sa, old;
+        if (sigaction(stop_signals[i], NULL, &old) == 0 &&
+            old.sa_handler == SIG_IGN)
+            continue;
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = drop_tmp_and_stop;
+        sa.sa_flags = SA_RESTART;
+        sigemptyset(&sa.sa_mask);
+        (void)sigaction(stop_signals[i], &sa, NULL);
+    }
+}
+
+/* Remove tmp (when unlink_it) and forget it, the stop signals blocked. */
+static void tmp_done(const char *tmp, bool unlink_it)
+{
+    sigset_t old;
+    stops_blocked(true, &old);
+    if (unlink_it)
+        (void)unlink(tmp);
+    tmp_live[0] = '\0';
+    stops_blocked(false, &old);
+}
+
 static int write_file_atomic(const char *dir, const char *name,
                              const uint8_t *b, size_t n)
 {
@@ -406,9 +465,19 @@ static int write_file_atomic(const char *dir, const char *name,
         path = NULL;
     if (!tmp || !path)
         goto out;
+    if (strlen(tmp) >= sizeof(tmp_live)) {
+        rc = -ENAMETOOLONG;
+        goto out;
+    }
+    sigset_t old;
+    stops_blocked(true, &old);
     fd = mkostemp(tmp, O_CLOEXEC);
+    int made = fd < 0 ? errno : 0;
+    if (fd >= 0)
+        memcpy(tmp_live, tmp, strlen(tmp) + 1);
+    stops_blocked(false, &old);
     if (fd < 0) {
-        rc = -errno;
+        rc = -made;
         goto out;
     }
     (void)fchmod(fd, 0644);
@@ -420,17 +489,23 @@ static int write_file_atomic(const char *dir, const char *name,
         if (w < 0) {
             rc = -errno;
             close(fd);
-            unlink(tmp);
+            tmp_done(tmp, true);
             goto out;
         }
         done += (size_t)w;
     }
-    if (close(fd) != 0 || rename(tmp, path) != 0) {
+    if (close(fd) != 0) {
         rc = -errno;
-        unlink(tmp);
+        tmp_done(tmp, true);
         goto out;
     }
-    rc = 0;
+    stops_blocked(true, &old);
+    int moved = rename(tmp, path) == 0 ? 0 : errno;
+    if (moved)
+        (void)unlink(tmp);
+    tmp_live[0] = '\0';
+    stops_blocked(false, &old);
+    rc = -moved;
 out:
     free(tmp);
     free(path);
@@ -463,6 +538,7 @@ int cmd_extract(int argc, char **argv)
     if (n < 2)
         return usage_error("extract", EXIT_USAGE, "need IMAGE... DIR");
     const char *dir = argv[argc - 1];
+    catch_stops();
     images im;
     int err = images_open(&im, argv + optind, (unsigned)n - 1,
                           IMG_RDONLY | IMG_DEGRADED);

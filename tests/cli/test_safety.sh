@@ -332,4 +332,28 @@ rc=$?
 expect_rc 5 "get with stdout closed reports the failed write"
 pass
 
+# An extract stopped by SIGTERM while it writes a file leaves no
+# temporary behind (a later format --from DIR would take it for a key).
+# strace holds the first write 2 s, so the signal lands mid-file.
+command -v strace >/dev/null ||
+    fail "strace is needed (bash tests/install-deps.sh --all)"
+"$EKV" format --block-size 4096 --size 1M stop.img >/dev/null
+head -c 300000 /dev/urandom >bigval
+"$EKV" put stop.img big <bigval
+mkdir stopdir
+strace -o /dev/null -e trace=write -e inject=write:delay_enter=2000000:when=1 \
+    "$EKV" extract stop.img stopdir 2>/dev/null &
+tracer=$!
+for _ in $(seq 250); do
+    ls -A stopdir | grep -q '^\.embedkvfs-extract\.' && break
+    sleep 0.02
+done
+ls -A stopdir | grep -q '^\.embedkvfs-extract\.' ||
+    fail "extract under strace never started its temporary file"
+kill -TERM "$(pgrep -P "$tracer")"
+wait "$tracer"
+[ -z "$(ls -A stopdir)" ] ||
+    fail "SIGTERM during extract left: $(ls -A stopdir | tr '\n' ' ')"
+pass
+
 done_ok
