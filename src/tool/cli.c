@@ -315,6 +315,18 @@ void json_hex(FILE *f, const uint8_t *b, size_t len)
     fputc('"', f);
 }
 
+int view_exit(const char *cmd, int rc)
+{
+    uint32_t lost = view_lacks_blocks();
+    if (!lost || (rc != EXIT_OK && rc != EXIT_NOKEY))
+        return rc;
+    fprintf(stderr,
+            "%s %s: incomplete: %u block%s of the store could not be read "
+            "(input/output error)\n",
+            PROG, cmd, lost, lost == 1 ? "" : "s");
+    return EXIT_IO;
+}
+
 int finish_stdout(const char *cmd)
 {
     if (fflush(stdout) != 0 || ferror(stdout)) {

@@ -132,7 +132,7 @@ int cmd_export(int argc, char **argv)
         free(val);
     }
     printf("%s]}\n", nk ? "\n " : "");
-    rc = finish_stdout("export");
+    rc = view_exit("export", finish_stdout("export"));
 out:
     keys_free(items, nk);
     images_close(&im);
@@ -611,6 +611,7 @@ int cmd_extract(int argc, char **argv)
             goto out;
         }
     }
+    rc = view_exit("extract", rc);
 out:
     keys_free(items, nk);
     images_close(&im);

@@ -213,7 +213,7 @@ int cmd_ls(int argc, char **argv)
     }
     keys_free(items, n);
     images_close(&im);
-    return finish_stdout("ls");
+    return view_exit("ls", finish_stdout("ls"));
 }
 
 /* ----------------------------------------------------------------- get */
@@ -316,7 +316,7 @@ int cmd_get(int argc, char **argv)
     int err = read_value(im.store, &k, &val, &len);
     if (err) {
         key_error("get", im.store, &k, err);
-        rc = exit_code_for(err);
+        rc = view_exit("get", exit_code_for(err));
     } else {
         fwrite(val, 1, len, stdout);
         rc = finish_stdout("get");

@@ -170,6 +170,11 @@ void print_image_error_at(const char *path, uint64_t offset, uint64_t length,
 void set_explain_refusal(char **paths, unsigned n, int err);
 /* After an open: what heal did, stale and absent replicas (stderr). */
 void set_report_open(const images *im, int quiet);
+/* After images_open: how many blocks every replica in use failed to read
+ * at open (0: none), so that commands that show the store (ls, export,
+ * extract, a get that finds no key) fail with EXIT_IO rather than pass a
+ * partial view for a whole one. */
+uint32_t view_lacks_blocks(void);
 /* Replica i's state in words ("in use", "stale", "dropped", "not a replica
  * of this store") for its status; *why gets details (may be ""). */
 const char *set_state_text(const images *im, unsigned i, int status,

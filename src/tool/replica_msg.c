@@ -100,9 +100,50 @@ void set_explain_refusal(char **paths, unsigned n, int err)
     free(p);
 }
 
+/* Blocks no replica in use could read at open (see view_lacks_blocks). */
+static uint32_t unread_everywhere;
+
+uint32_t view_lacks_blocks(void)
+{
+    return unread_everywhere;
+}
+
+/*
+ * Read errors during the open's scan cost nothing while another replica
+ * holds the same records; when every replica in use had some, keys and
+ * values may be missing from what the command sees, and a listing or an
+ * export that looks complete would lie. Counts the fewest such blocks of
+ * any replica in use (a lower bound) and says so once.
+ */
+static void note_read_errors(const images *im, int quiet)
+{
+    uint32_t fewest = UINT32_MAX;
+    for (unsigned i = 0; i < im->n; i++) {
+        ekv_replica_report r;
+        if (ekv_replica_report_get(im->store, i, &r) != 0 || r.status)
+            continue;
+        if (r.unreadable_blocks < fewest)
+            fewest = r.unreadable_blocks;
+    }
+    unread_everywhere = fewest == UINT32_MAX ? 0 : fewest;
+    if (!unread_everywhere || quiet)
+        return;
+    fprintf(stderr,
+            "%s: warning: %s%s: %u block%s could not be read (input/output "
+            "error)%s: what %s held is missing from this view; "
+            "'embedkvfs check' tells more\n",
+            PROG, im->paths[0], im->n > 1 ? " and the other replicas" : "",
+            unread_everywhere, unread_everywhere == 1 ? "" : "s",
+            im->n > 1 ? " on every replica in use" : "",
+            unread_everywhere == 1 ? "it" : "they");
+}
+
 void set_report_open(const images *im, int quiet)
 {
-    if (!im->store || quiet)
+    if (!im->store)
+        return;
+    note_read_errors(im, quiet);
+    if (quiet)
         return;
     ekv_stats st;
     ekv_stats_get(im->store, &st);

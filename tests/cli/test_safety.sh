@@ -356,4 +356,23 @@ wait "$tracer"
     fail "SIGTERM during extract left: $(ls -A stopdir | tr '\n' ' ')"
 pass
 
+# Blocks that every replica in use fails to read at open make the view
+# partial: ls, export and a get that finds nothing fail with exit 5 and
+# say so, instead of passing an empty listing for the store (strace fails
+# every pread from the sixth on, after the header).
+"$EKV" format --blocks 64 rd.img >/dev/null
+for i in 1 2 3; do printf "v$i" | "$EKV" put rd.img "key$i"; done
+for c in "get rd.img key1" "ls rd.img" "export rd.img"; do
+    # shellcheck disable=SC2086
+    strace -o /dev/null -e trace=pread64 -e inject=pread64:error=EIO:when=6+ \
+        "$EKV" $c >"$WORK/out" 2>"$WORK/err"
+    rc=$?
+    expect_rc 5 "$c with unreadable blocks: exit 5"
+    expect_err_has "could not be read" "$c with unreadable blocks says so"
+    pass
+done
+ekv ls rd.img
+expect_rc 0 "without the errors, ls passes"
+expect_out_has "key3" "and lists every key"
+
 done_ok
