@@ -460,10 +460,12 @@ int cmd_check(int argc, char **argv)
         err = images_open(&im, paths, (unsigned)n,
                           IMG_RDONLY | IMG_DEGRADED | IMG_QUIET | IMG_FORCE);
     }
-    if (err == EKV_EINVAL || err == EKV_EBUSY || err == -ENODEV ||
-        err == -EISDIR) {
+    if (err == EKV_EINVAL ||
+        (!json && (err == EKV_EBUSY || err == -ENODEV || err == -EISDIR))) {
         /* Named twice, in use by a writer, or not an image file at all
-         * (a FIFO, a device): nothing to judge. */
+         * (a FIFO, a device): nothing to judge. With --json the report
+         * below says so (no store: every replica unusable, status 8), as
+         * for a missing file: a script parsing it must get its object. */
         for (int i = 0; i < n; i++)
             if (im.open_err[i] == err) {
                 if (err == EKV_EINVAL)

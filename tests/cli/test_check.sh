@@ -211,4 +211,14 @@ expect_rc 0 "--help"
 expect_out_has "^usage: embedkvfs check" "help"
 expect_out_has "16 usage error" "help lists the exit codes"
 
+# --json always prints its object, even when no image can be opened
+# (a FIFO, an image locked by a writer): status 8, the replica unusable
+# with the reason; stdout was empty before.
+mkfifo json.fifo
+ekv check --json json.fifo
+expect_rc 8 "check --json of a FIFO: status 8"
+expect_json '.status == 8 and .clean == false and .replicas[0].usable == false and (.replicas[0].reason | test("FIFO"))' \
+    "check --json of a FIFO is one object naming the cause"
+pass
+
 done_ok
