@@ -42,6 +42,39 @@ static const char repair_help[] =
     "or the images are not replicas of one store, 5 I/O error, missing or\n"
     "locked image, no space. See embedkvfs(1).\n";
 
+/* --json when the set could not be opened: the same object as after a
+ * repair (nothing copied, no epoch), each image with why it was not
+ * used, so that a script parsing stdout always gets one object. */
+static void json_not_opened(const images *im, char **paths, int n, int err,
+                            int rc)
+{
+    printf("{\"status\": %d, \"copied\": 0, \"epoch\": null, "
+           "\"replicas\": [", rc);
+    for (int i = 0; i < n; i++) {
+        int st = im->open_err[i] ? im->open_err[i] : err;
+        char why[256];
+        const char *word = set_state_text(im, (unsigned)i, st, why,
+                                          sizeof(why));
+        if (!why[0] && st) {
+            img_window w = window_for((unsigned)i);
+            image_error_text(paths[i], w.offset, w.length, st, why,
+                             sizeof(why));
+        }
+        printf("%s\n  {\"replica\": %d, \"image\": ", i ? "," : "", i);
+        json_cstr(stdout, paths[i]);
+        printf(", \"state\": ");
+        json_cstr(stdout, word);
+        printf(", \"state_detail\": ");
+        if (why[0])
+            json_cstr(stdout, why);
+        else
+            printf("null");
+        printf(", \"rebuilt\": false, \"copied\": 0}");
+    }
+    printf("\n]}\n");
+    (void)fflush(stdout);
+}
+
 int cmd_repair(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -86,7 +119,10 @@ int cmd_repair(int argc, char **argv)
         fprintf(stderr, "%s repair: refused: nothing was written (with "
                 "--force, repair keeps the first image's store and "
                 "overwrites the others)\n", PROG);
-        return exit_code_for_open(err);
+        int orc = exit_code_for_open(err);
+        if (json)
+            json_not_opened(&im, paths, n, err, orc);
+        return orc;
     }
     if (err == EKV_ENOTUNIQ) {
         err = images_open(&im, paths, (unsigned)n, IMG_DEGRADED | IMG_FORCE);
@@ -102,8 +138,12 @@ int cmd_repair(int argc, char **argv)
                         "content\n", PROG, paths[i]);
         }
     }
-    if (err)
-        return exit_code_for_open(err);
+    if (err) {
+        int orc = exit_code_for_open(err);
+        if (json)
+            json_not_opened(&im, paths, n, err, orc);
+        return orc;
+    }
     ekv_replica_report before[EKV_MAX_REPLICAS], after;
     for (int i = 0; i < n; i++)
         ekv_replica_report_get(im.store, (unsigned)i, &before[i]);

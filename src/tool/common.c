@@ -364,9 +364,8 @@ out:
     return p->err;
 }
 
-/* The one-phrase message for an error opening image path. */
-static void image_error_text(const char *path, uint64_t woff, uint64_t wlen,
-                             int err, char *out, size_t cap)
+void image_error_text(const char *path, uint64_t woff, uint64_t wlen,
+                      int err, char *out, size_t cap)
 {
     if (err == EKV_EBADHDR || err == EKV_EDOM || err == EKV_EVERSION) {
         image_probe pr;

@@ -163,6 +163,10 @@ int image_probe_at(const char *path, uint64_t offset, uint64_t length,
 void print_image_error(const char *path, int err);
 void print_image_error_at(const char *path, uint64_t offset, uint64_t length,
                           int err);
+/* The same message as one phrase in out[cap], without "embedkvfs: PATH: ",
+ * for the image at the window [woff, +wlen) (0, 0: the whole file). */
+void image_error_text(const char *path, uint64_t woff, uint64_t wlen,
+                      int err, char *out, size_t cap);
 
 /* replica_msg.c: the replica set in words. Why ekv_open refused the set
  * (EKV_ENOTUNIQ, EKV_ESTALE, EKV_ENXIO, EKV_EDOM), read from the images'

@@ -152,4 +152,18 @@ ekv repair --help
 expect_rc 0 "--help"
 expect_out_has "^usage: embedkvfs repair" "help"
 
+# --json prints its object even when the set cannot be opened: a file
+# that is no image, a FIFO (stdout was empty before).
+head -c 8192 /dev/urandom >json-noise.bin
+ekv repair --json json-noise.bin
+expect_rc 4 "repair --json of a non-image: exit 4"
+expect_json '.status == 4 and .copied == 0 and (.replicas[0].state_detail | test("not an embedkv image"))' \
+    "repair --json of a non-image is one object naming the cause"
+mkfifo json-repair.fifo
+ekv repair --json json-repair.fifo
+expect_rc 5 "repair --json of a FIFO: exit 5"
+expect_json '.status == 5 and (.replicas[0].state_detail | test("FIFO"))' \
+    "repair --json of a FIFO is one object naming the cause"
+pass
+
 done_ok
