@@ -22,9 +22,12 @@
  *   two stores, not one: EKV_ENOTUNIQ, whatever the flags (EKV_OPEN_FORCE,
  *   for repair only, keeps the first and drops the rest).
  * - epochs: a replica whose format_seq is below E missed writes: it is
- *   STALE (EKV_ESTALE), never read nor copied from. Replicas at E must
- *   carry one mask and be in it; if not, they were written apart (each
- *   opened alone and changed): EKV_ENOTUNIQ, nothing is merged.
+ *   STALE (EKV_ESTALE), never read nor copied from, provided a replica at
+ *   E took part in its epoch (its mask names one): that one holds every
+ *   write made then. Replicas at E must carry one mask and be in it; if
+ *   not, or if no replica at E took part in a lower replica's epoch, they
+ *   were written apart (opened without each other and changed):
+ *   EKV_ENOTUNIQ, nothing is merged.
  * - a participant of E that is not in use (stale, dropped, not given) makes
  *   the set incomplete. Read-only opens go on with what is current. A
  *   writable open needs EKV_OPEN_DEGRADED for a dropped or absent replica
@@ -159,14 +162,36 @@ static int settle_epoch(ekv_store *s)
         if (replica_active(s, r) && s->rep[r].report.format_seq >= epoch) {
             epoch = s->rep[r].report.format_seq;
         }
+    /* A replica below E is stale only if a replica at E took part in its
+     * epoch (its mask names one, or is 0: every replica named): that one
+     * received every write made at that epoch and carried it on. If none
+     * did, the replica was changed apart from them (opened without them
+     * and written, at an epoch of its own) and may hold writes they never
+     * saw: refused like two masks at E, never rebuilt over. A torn
+     * header's mask is not trusted: stale, as before. */
+    uint32_t at_epoch = 0;
+    for (unsigned r = 0; r < s->n; r++)
+        if (replica_active(s, r) && s->rep[r].report.format_seq == epoch)
+            at_epoch |= id_bit(s->rep[r].report.replica_id);
+    bool apart = false;
     for (unsigned r = 0; r < s->n; r++) {
         if (!replica_active(s, r))
             continue;
-        if (s->rep[r].report.format_seq < epoch)
-            drop(s, r, EKV_ESTALE);
-        else if (first < 0)
+        const ekv_replica_report *rp = &s->rep[r].report;
+        if (rp->format_seq < epoch) {
+            if (!rp->header_torn && rp->participants &&
+                !(rp->participants & at_epoch)) {
+                drop(s, r, EKV_ENOTUNIQ);
+                apart = true;
+            } else {
+                drop(s, r, EKV_ESTALE);
+            }
+        } else if (first < 0) {
             first = (int)r;
+        }
     }
+    if (apart && !(s->flags & EKV_OPEN_FORCE))
+        return EKV_ENOTUNIQ;
     if (first < 0)
         return 0;
     /* The mask of the first whole header at E (a torn one's is not

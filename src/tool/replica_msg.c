@@ -65,6 +65,33 @@ void set_explain_refusal(char **paths, unsigned n, int err)
                 said = 1;
                 break;
             }
+        /* One below the epoch whose own epoch none of those at the epoch
+         * took part in (src/core/replica.c): written apart too. */
+        uint32_t at_epoch = 0;
+        int newest = -1;
+        for (unsigned i = 0; i < n; i++)
+            if (!p[i].err && p[i].hdr.format_seq == epoch) {
+                at_epoch |= 1u << (p[i].hdr.replica_id & 31);
+                if (newest < 0)
+                    newest = (int)i;
+            }
+        for (unsigned i = 0; i < n && !said && newest >= 0; i++) {
+            if (p[i].err || p[i].hdr.format_seq >= epoch || !p[i].hdr.flags ||
+                (p[i].hdr.flags & at_epoch))
+                continue;
+            char a[100], b[100];
+            mask_text(p[i].hdr.flags, a, sizeof(a));
+            mask_text(p[newest].hdr.flags, b, sizeof(b));
+            fprintf(stderr,
+                    "%s: %s (epoch %u, participants %s) was changed without "
+                    "%s (epoch %u, participants %s), which went on without "
+                    "it: each holds writes the other never saw; not "
+                    "replicas of one store any more; nothing was merged or "
+                    "written\n",
+                    PROG, paths[i], p[i].hdr.format_seq, a, paths[newest],
+                    epoch, b);
+            said = 1;
+        }
     } else if (err == EKV_ESTALE) {
         for (unsigned i = 0; i < n; i++)
             if (!p[i].err && p[i].hdr.format_seq < epoch)

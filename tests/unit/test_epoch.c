@@ -471,6 +471,66 @@ START_TEST(replicas_written_apart_are_refused_not_merged)
 }
 END_TEST
 
+/* Open the replicas sd[idx[0..n)] as a set. */
+static int open_some(ekv_store **s, simdev **sd, const unsigned *idx,
+                     unsigned n, uint32_t flags)
+{
+    simdev *pick[EKV_MAX_REPLICAS];
+    for (unsigned i = 0; i < n; i++)
+        pick[i] = sd[idx[i]];
+    return open_list(s, pick, n, flags);
+}
+
+/* Three replicas, each side changed without the other across epochs:
+ * b and c go on without a (epoch 1, {b,c}), then b alone (epoch 2, {b});
+ * a, opened alone, takes a write at an epoch of its own (1, {a}). a is
+ * below b's epoch, but b never took part in a's epoch: a holds a write b
+ * never saw, so the set is refused, never "healed" by rebuilding a from b
+ * (which silently undid the acknowledged write). */
+START_TEST(a_lower_epoch_written_apart_is_refused_not_rebuilt)
+{
+    simdev *sd[3];
+    make_set(sd, 3);
+    ekv_store *s;
+    ck_assert_int_eq(open_list(&s, sd, 3, 0), 0);
+    ck_assert_int_eq(put_s(s, "k", "base"), 0);
+    ekv_close(s);
+    const unsigned bc[] = {1, 2}, b[] = {1}, a[] = {0}, ab[] = {0, 1};
+    ck_assert_int_eq(open_some(&s, sd, bc, 2, EKV_OPEN_DEGRADED), 0);
+    ck_assert_int_eq(put_s(s, "x", "X"), 0);
+    ekv_close(s);
+    ck_assert_int_eq(open_some(&s, sd, b, 1, EKV_OPEN_DEGRADED), 0);
+    ck_assert_int_eq(put_s(s, "z", "Z"), 0);
+    ekv_close(s);
+    ck_assert_int_eq(open_some(&s, sd, a, 1, EKV_OPEN_DEGRADED), 0);
+    ck_assert_int_eq(put_s(s, "y", "Y"), 0);
+    ekv_close(s);
+    ck_assert_uint_eq(hdr_seq(sd[0]), 1);
+    ck_assert_uint_eq(hdr_seq(sd[1]), 2);
+    uint64_t w0 = writes_of(sd, 3);
+    ck_assert_int_eq(open_some(&s, sd, ab, 2, EKV_OPEN_RDONLY), EKV_ENOTUNIQ);
+    ck_assert_int_eq(
+        open_some(&s, sd, ab, 2, EKV_OPEN_DEGRADED | EKV_OPEN_HEAL),
+        EKV_ENOTUNIQ);
+    ck_assert_uint_eq(writes_of(sd, 3), w0);
+    /* a alone still holds its write. */
+    ck_assert_int_eq(open_some(&s, sd, a, 1, EKV_OPEN_RDONLY), 0);
+    ck_assert_str_eq(get_s(s, "y"), "Y");
+    ekv_close(s);
+    /* A replica that merely missed writes is still stale: c (epoch 1,
+     * {b,c}) beside b (epoch 2, {b}); b took part in c's epoch. */
+    const unsigned bc2[] = {1, 2};
+    ck_assert_int_eq(open_some(&s, sd, bc2, 2, EKV_OPEN_RDONLY), 0);
+    ck_assert_str_eq(get_s(s, "z"), "Z");
+    ck_assert_str_eq(get_s(s, "x"), "X");
+    ekv_replica_report r;
+    ekv_replica_report_get(s, 1, &r);
+    ck_assert_int_eq(r.status, EKV_ESTALE);
+    ekv_close(s);
+    free_set(sd, 3);
+}
+END_TEST
+
 START_TEST(mixed_geometry_is_refused_degraded_the_majority_wins)
 {
     simdev *sd[3];
@@ -594,6 +654,7 @@ static Suite *make(void)
     tcase_add_test(tc, a_replica_dropped_for_its_size_and_fixed_comes_back_stale);
     tcase_add_test(tc, two_stores_with_one_replica_id_are_refused_and_untouched);
     tcase_add_test(tc, replicas_written_apart_are_refused_not_merged);
+    tcase_add_test(tc, a_lower_epoch_written_apart_is_refused_not_rebuilt);
     tcase_add_test(tc, mixed_geometry_is_refused_degraded_the_majority_wins);
     tcase_add_test(tc, the_epoch_bump_happens_once_and_refuses_to_wrap);
     tcase_add_test(tc, a_header_torn_by_an_epoch_change_is_used_and_rewritten);
