@@ -95,51 +95,138 @@ void bulk_free(bulk_doc *doc)
     memset(doc, 0, sizeof(*doc));
 }
 
-/* Read a whole file (or stdin for "-"). */
-int bulk_slurp(const char *path, char **out, size_t *len)
+uint64_t bulk_input_limit(uint64_t store_bytes)
 {
-    int fd = strcmp(path, "-") ? open(path, O_RDONLY | O_CLOEXEC) : 0;
-    if (fd < 0)
-        return -errno;
+    /* A document holds no more than the store does, written at most 6
+     * bytes per byte (a control byte in a JSON string, \u0001) plus the
+     * syntax of its entries (one block each at least): 8 times the store
+     * and a MiB are generous, and still bound an endless input. */
+    const uint64_t most = SIZE_MAX / 2;
+    if (store_bytes > (most - (1u << 20)) / 8)
+        return most;
+    return store_bytes * 8 + (1u << 20);
+}
+
+/* Read fd to its end, but no more than room + 1 bytes: more than room is
+ * -EFBIG (so an endless input ends here), *len then what was read.
+ * NUL-terminated in *out; 0 or a negated errno. */
+static int read_fd(int fd, uint64_t room, char **out, size_t *len)
+{
     size_t cap = 65536, n = 0;
     char *buf = malloc(cap + 1);
-    if (!buf) {
-        if (fd)
-            close(fd);
+    if (!buf)
         return -ENOMEM;
-    }
     for (;;) {
+        if (n > room) {
+            free(buf);
+            *len = n;
+            return -EFBIG;
+        }
         if (n == cap) {
-            char *nb = realloc(buf, cap * 2 + 1);
+            char *nb = cap < SIZE_MAX / 4 ? realloc(buf, cap * 2 + 1) : NULL;
             if (!nb) {
                 free(buf);
-                if (fd)
-                    close(fd);
                 return -ENOMEM;
             }
             buf = nb;
             cap *= 2;
         }
-        ssize_t got = read(fd, buf + n, cap - n);
+        size_t want = cap - n;
+        if (room - n < want)
+            want = (size_t)(room - n) + 1;
+        ssize_t got = read(fd, buf + n, want);
         if (got < 0 && errno == EINTR)
             continue;
         if (got < 0) {
             int e = errno;
             free(buf);
-            if (fd)
-                close(fd);
             return -e;
         }
         if (got == 0)
             break;
         n += (size_t)got;
     }
-    if (fd)
-        close(fd);
     buf[n] = 0;
     *out = buf;
     *len = n;
     return 0;
+}
+
+/* Read fd (closed after, unless it is standard input) within doc->room,
+ * which it reduces: 0, or EXIT_IO with the reason in why. */
+static int read_within(bulk_doc *doc, int fd, char **out, size_t *len,
+                       char *why, size_t cap)
+{
+    *len = 0;
+    int e = read_fd(fd, doc->room, out, len);
+    if (fd != STDIN_FILENO)
+        close(fd);
+    if (e == -EFBIG) {
+        snprintf(why, cap, "input larger than the store could hold (more "
+                           "than %llu bytes in all for a store of %llu "
+                           "bytes)",
+                 (unsigned long long)bulk_input_limit(doc->store_bytes),
+                 (unsigned long long)doc->store_bytes);
+        return EXIT_IO;
+    }
+    if (e) {
+        snprintf(why, cap, "%s", strerror(-e));
+        return EXIT_IO;
+    }
+    doc->room -= *len;
+    return 0;
+}
+
+int bulk_slurp(bulk_doc *doc, const char *path, char **out, size_t *len,
+               char *why, size_t cap)
+{
+    int fd = strcmp(path, "-") ? open(path, O_RDONLY | O_CLOEXEC)
+                               : STDIN_FILENO;
+    if (fd < 0) {
+        snprintf(why, cap, "%s", strerror(errno));
+        return EXIT_IO;
+    }
+    return read_within(doc, fd, out, len, why, cap);
+}
+
+/* Whether st is a regular file; else why says what it is. */
+static int is_regular(const struct stat *st, char *why, size_t cap)
+{
+    if (S_ISREG(st->st_mode))
+        return 1;
+    if (S_ISDIR(st->st_mode))
+        snprintf(why, cap, "is a directory");
+    else
+        snprintf(why, cap, "not a regular file (it is %s)",
+                 file_kind(st->st_mode));
+    return 0;
+}
+
+int bulk_value_file(bulk_doc *doc, const char *path, char **out,
+                    size_t *len, char *why, size_t cap)
+{
+    /* Refused before it is opened (opening a device can do things), and
+     * checked again on the descriptor in case the path changed. A path
+     * that names nothing is a mistake of the source, as a special file. */
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        snprintf(why, cap, "%s", strerror(errno));
+        return EXIT_USAGE;
+    }
+    if (!is_regular(&st, why, cap))
+        return EXIT_USAGE;
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        snprintf(why, cap, "%s", strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return EXIT_IO;
+    }
+    if (!is_regular(&st, why, cap)) {
+        close(fd);
+        return EXIT_USAGE;
+    }
+    return read_within(doc, fd, out, len, why, cap);
 }
 
 /* Sort and refuse duplicates. */
@@ -216,6 +303,29 @@ static int geometry_field(json_t *root, const char *name, uint32_t *out,
     return 0;
 }
 
+/* A document of another format would be read wrongly: a "format" must
+ * be the one export writes (none at all is fine: hand-written). */
+static int format_field(json_t *root, char *why, size_t cap)
+{
+    json_t *v = json_object_get(root, "format");
+    if (!v)
+        return 0;
+    if (!json_is_string(v)) {
+        snprintf(why, cap, "\"format\" is not a string (export writes "
+                           "\"%s\")", BULK_FORMAT);
+        return -1;
+    }
+    const char *f = json_string_value(v);
+    size_t n = json_string_length(v);
+    if (n == strlen(BULK_FORMAT) && !memcmp(f, BULK_FORMAT, n))
+        return 0;
+    char name[NAME_MAX_BYTES + 1]; /* escaped: it goes to a terminal */
+    key_to_name((const uint8_t *)f, n, name);
+    snprintf(why, cap, "unknown export format \"%.80s\" (this embedkvfs "
+                       "reads %s)", name, BULK_FORMAT);
+    return -1;
+}
+
 static int load_json(const char *cmd, const char *source, const char *text,
                      size_t len, bulk_doc *doc)
 {
@@ -244,7 +354,8 @@ static int load_json(const char *cmd, const char *source, const char *text,
             goto out;
         }
     }
-    if (geometry_field(root, "block_size", &doc->block_size, why,
+    if (format_field(root, why, sizeof(why)) ||
+        geometry_field(root, "block_size", &doc->block_size, why,
                        sizeof(why)) ||
         geometry_field(root, "block_count", &doc->block_count, why,
                        sizeof(why))) {
@@ -312,20 +423,15 @@ static int load_dir(const char *cmd, const char *source, bulk_doc *doc)
             rc = EXIT_IO;
             break;
         }
-        struct stat st;
-        if (stat(path, &st) != 0) {
-            bulk_say(cmd, path, "%s", strerror(errno));
+        char *data = NULL, why[200];
+        size_t dlen = 0;
+        int e = bulk_value_file(doc, path, &data, &dlen, why, sizeof(why));
+        if (e) {
+            bulk_say(cmd, path, "%s%s", why, e == EXIT_USAGE
+                ? ": a key source directory holds only regular files (one "
+                  "per key)" : "");
             free(path);
-            rc = EXIT_IO;
-            break;
-        }
-        if (!S_ISREG(st.st_mode)) {
-            bulk_say(cmd, path, "%s: a key source directory holds only regular "
-                           "files (one per key)",
-                S_ISDIR(st.st_mode) ? "is a subdirectory" : "not a regular "
-                                                            "file");
-            free(path);
-            rc = EXIT_USAGE;
+            rc = e;
             break;
         }
         uint8_t *key = malloc(strlen(nm) + 1);
@@ -341,18 +447,9 @@ static int load_dir(const char *cmd, const char *source, bulk_doc *doc)
                       "upper-case hex for '/', '%', control and non-UTF-8 "
                       "bytes, '%' alone for the empty key)");
             free(key);
+            free(data);
             free(path);
             rc = EXIT_USAGE;
-            break;
-        }
-        char *data = NULL;
-        size_t dlen = 0;
-        int e = bulk_slurp(path, &data, &dlen);
-        if (e) {
-            bulk_say(cmd, path, "%s", strerror(-e));
-            free(key);
-            free(path);
-            rc = EXIT_IO;
             break;
         }
         bulk_item *it = bulk_add(doc);
@@ -376,39 +473,51 @@ static int load_dir(const char *cmd, const char *source, bulk_doc *doc)
 
 int bulk_load(const char *cmd, const char *source, bulk_doc *doc)
 {
+    return bulk_load_bounded(cmd, source, 0, doc);
+}
+
+/* A JSON document or a CSV file, already read. */
+static int load_text(const char *cmd, const char *source, const char *name,
+                     const char *text, size_t len, bulk_doc *doc)
+{
+    size_t sl = strlen(source);
+    int csv = sl > 4 && !strcasecmp(source + sl - 4, ".csv");
+    if (!csv && !(sl > 5 && !strcasecmp(source + sl - 5, ".json"))) {
+        size_t i = strspn(text, " \t\r\n");
+        csv = i < len && text[i] != '{' && text[i] != '[';
+    }
+    return csv ? bulk_load_csv(cmd, name, text, len, doc)
+               : load_json(cmd, name, text, len, doc);
+}
+
+int bulk_load_bounded(const char *cmd, const char *source,
+                      uint64_t store_bytes, bulk_doc *doc)
+{
     memset(doc, 0, sizeof(*doc));
+    doc->store_bytes = store_bytes;
+    doc->room = store_bytes ? bulk_input_limit(store_bytes) : UINT64_MAX;
+    const char *name = strcmp(source, "-") ? source : "standard input";
     struct stat st;
     int rc;
     if (strcmp(source, "-") && stat(source, &st) == 0 &&
         S_ISDIR(st.st_mode)) {
         rc = load_dir(cmd, source, doc);
     } else {
-        char *text = NULL;
+        char *text = NULL, why[200];
         size_t len = 0;
-        int e = bulk_slurp(source, &text, &len);
-        if (e || !text) {
-            bulk_say(cmd, strcmp(source, "-") ? source : "standard input",
-                     "%s", strerror(e ? -e : ENOMEM));
-            return EXIT_IO;
+        rc = bulk_slurp(doc, source, &text, &len, why, sizeof(why));
+        if (!rc && !text) { /* never; the analyzer cannot tell */
+            snprintf(why, sizeof(why), "%s", strerror(ENOMEM));
+            rc = EXIT_IO;
         }
-        const char *name = strcmp(source, "-") ? source : "standard input";
-        size_t sl = strlen(source);
-        int csv = sl > 4 && !strcasecmp(source + sl - 4, ".csv");
-        if (!csv && !(sl > 5 && !strcasecmp(source + sl - 5, ".json"))) {
-            size_t i = strspn(text, " \t\r\n");
-            csv = i < len && text[i] != '{' && text[i] != '[';
-        }
-        rc = csv ? bulk_load_csv(cmd, name, text, len, doc)
-                 : load_json(cmd, name, text, len, doc);
-        free(text);
-        if (!rc)
-            rc = finish(cmd, name, doc);
         if (rc)
-            bulk_free(doc);
-        return rc;
+            bulk_say(cmd, name, "%s", why);
+        else
+            rc = load_text(cmd, source, name, text, len, doc);
+        free(text);
     }
     if (!rc)
-        rc = finish(cmd, source, doc);
+        rc = finish(cmd, name, doc);
     if (rc)
         bulk_free(doc);
     return rc;

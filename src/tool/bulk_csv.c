@@ -161,12 +161,16 @@ int bulk_load_csv(const char *cmd, const char *source, const char *text,
                 path = strdup(val);
             char *data = NULL;
             size_t dlen = 0;
-            int e = path ? bulk_slurp(path, &data, &dlen) : -ENOMEM;
+            int e = path ? bulk_value_file(doc, path, &data, &dlen, why,
+                                           sizeof(why))
+                         : EXIT_IO;
             if (e) {
                 bulk_say(cmd, source, "line %d: %s: %s", at, path ? path : val,
-                    strerror(-e));
+                    path ? why : strerror(ENOMEM));
                 free(path);
-                goto fail_store;
+                free(store);
+                free(dir);
+                return e;
             }
             free(path);
             it->val = (uint8_t *)data;

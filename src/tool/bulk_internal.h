@@ -14,9 +14,21 @@ uint8_t *bulk_dup(const void *p, size_t n);
 /* A new zeroed item at the end of doc; NULL: no memory. */
 bulk_item *bulk_add(bulk_doc *doc);
 
-/* The whole of a file ("-": standard input), NUL-terminated; 0 or a
- * negated errno. */
-int bulk_slurp(const char *path, char **out, size_t *len);
+/* The whole of a source file ("-": standard input; a FIFO or pipe is
+ * fine), NUL-terminated, within doc->room (which it reduces). 0, or
+ * EXIT_IO with the reason in why. */
+int bulk_slurp(bulk_doc *doc, const char *path, char **out, size_t *len,
+               char *why, size_t cap);
+
+/* The same for a file that holds one value (a file of a key source
+ * directory, a CSV "file" value), which must be a regular file: it is
+ * opened without blocking and checked on the descriptor, so a FIFO
+ * cannot hang the command nor a device (/dev/zero) be read without end.
+ * 0; EXIT_USAGE when it is missing or no regular file (why: "No such
+ * file or directory", "is a directory", "not a regular file (it is a
+ * FIFO)"); EXIT_IO when it cannot be read or is too large. */
+int bulk_value_file(bulk_doc *doc, const char *path, char **out,
+                    size_t *len, char *why, size_t cap);
 
 /* The CSV reader (bulk_csv.c): items into doc, or prints and returns
  * EXIT_USAGE / EXIT_IO. */

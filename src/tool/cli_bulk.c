@@ -24,6 +24,7 @@
 #include "commands.h"
 #include "names.h"
 #include "progress.h"
+#include "window.h"
 
 /* Add "NAME": text or "NAME_base64": base64 to obj. */
 static int set_bytes(json_t *obj, const char *name, const uint8_t *b,
@@ -155,34 +156,66 @@ static const char import_help[] =
     "Exit: 0 ok, 2 usage or bad document, 4 not an image or corrupt,\n"
     "5 I/O error, locked image or no space.\n";
 
-/* While an import runs, the devices sync only where the order of writes
- * matters (before the old copy of a replaced key is erased, and for
- * deletes); a new key's record needs no barrier, and everything is
- * flushed before import returns. */
+/*
+ * While an import runs, the devices sync (fdatasync) only where the order
+ * of writes matters: before the old copy of a replaced key is erased, and
+ * for deletes; a new key's record needs no barrier, and everything is
+ * flushed before import returns. But every flush still sends the put's
+ * writes to the file: the file device gathers writes and reports a
+ * failed one only when it sends them, and a put must learn it in its own
+ * flush, so that the library undoes that put on every replica and the
+ * import stops there. A flush without the barrier reads back the last
+ * block written: the file device sends its gathered writes to the file
+ * before a read that could see them and reports a failure there
+ * (embedkv_file.h).
+ */
 static struct gate {
     ekv_device *dev;
+    int (*write)(ekv_device *, uint32_t, const void *);
     int (*flush)(ekv_device *);
+    uint32_t last;   /* the last block written ... */
+    int unsent;      /* ... since the last flush */
 } gates[EKV_MAX_REPLICAS];
 static unsigned ngates;
 static int gate_open = 1;
+static uint8_t readback[EKV_MAX_BLOCK_SIZE];
 
-static int gated_flush(ekv_device *d)
+static struct gate *gate_of(ekv_device *d)
 {
     for (unsigned i = 0; i < ngates; i++)
         if (gates[i].dev == d)
-            return gate_open && gates[i].flush ? gates[i].flush(d) : 0;
-    return 0;
+            return &gates[i];
+    return NULL;
+}
+
+static int gated_write(ekv_device *d, uint32_t block, const void *buf)
+{
+    struct gate *g = gate_of(d);
+    g->last = block;
+    g->unsent = 1;
+    return g->write(d, block, buf);
+}
+
+static int gated_flush(ekv_device *d)
+{
+    struct gate *g = gate_of(d);
+    int unsent = g->unsent;
+    g->unsent = 0;
+    if (gate_open || !d->read_blocks)
+        return g->flush(d);
+    return unsent ? d->read_blocks(d, g->last, 1, readback) : 0;
 }
 
 static void gates_install(images *im)
 {
     ngates = 0;
     for (unsigned i = 0; i < im->n; i++) {
-        if (!im->devs[i] || !im->devs[i]->flush)
+        ekv_device *d = im->devs[i];
+        if (!d || !d->flush || !d->write)
             continue;
-        gates[ngates].dev = im->devs[i];
-        gates[ngates].flush = im->devs[i]->flush;
-        im->devs[i]->flush = gated_flush;
+        gates[ngates] = (struct gate){d, d->write, d->flush, 0, 0};
+        d->write = gated_write;
+        d->flush = gated_flush;
         ngates++;
     }
 }
@@ -192,6 +225,7 @@ static int gates_remove(void)
 {
     int err = 0;
     for (unsigned i = 0; i < ngates; i++) {
+        gates[i].dev->write = gates[i].write;
         gates[i].dev->flush = gates[i].flush;
         int e = gates[i].flush(gates[i].dev);
         if (e && !err)
@@ -199,6 +233,47 @@ static int gates_remove(void)
     }
     ngates = 0;
     return err;
+}
+
+/* put says it so too (cli_keys.c). */
+static const char generation_exhausted[] =
+    "the key's generation counter is exhausted (4294967295 writes): rm the "
+    "key, then import again";
+
+/* Why a store call of the import failed, in words (a device's error names
+ * the image and the cause, as put says it), and the exit status. */
+static int import_cause(const images *im, int err, char *buf, size_t size)
+{
+    if (device_error_text(im, buf, size))
+        return EXIT_IO;
+    if (err == EKV_ERANGE) {
+        /* ekv_put's only EKV_ERANGE. */
+        snprintf(buf, size, "%s", generation_exhausted);
+        return EXIT_ERR;
+    }
+    snprintf(buf, size, "%s", ekv_strerror(err));
+    return exit_code_for(err);
+}
+
+/* The size of the store on the images, from the first header that says
+ * it, to bound the input before the store is opened. 0 after printing
+ * why when none does (the open would fail the same way). */
+static uint64_t import_store_bytes(char **paths, unsigned n, int *rc)
+{
+    int err = 0;
+    for (unsigned i = 0; i < n; i++) {
+        img_window w = window_for(i);
+        image_probe p;
+        int e = image_probe_at(paths[i], w.offset, w.length, &p);
+        if (p.magic && p.block_size && p.block_count)
+            return (uint64_t)p.block_size * p.block_count;
+        if (!i)
+            err = e;
+    }
+    print_image_error_at(paths[0], window_for(0).offset,
+                         window_for(0).length, err);
+    *rc = exit_code_for_open(err);
+    return 0;
 }
 
 int cmd_import(int argc, char **argv)
@@ -229,8 +304,12 @@ int cmd_import(int argc, char **argv)
     int n = argc - optind;
     if (n < 1)
         return usage_error("import", EXIT_USAGE, "no IMAGE given");
+    int rc = 0;
+    uint64_t store_bytes = import_store_bytes(argv + optind, (unsigned)n, &rc);
+    if (!store_bytes)
+        return rc;
     bulk_doc doc;
-    int rc = bulk_load("import", file, &doc);
+    rc = bulk_load_bounded("import", file, store_bytes, &doc);
     if (rc)
         return rc;
     const char *src = strcmp(file, "-") ? file : "standard input";
@@ -275,6 +354,16 @@ int cmd_import(int argc, char **argv)
                     vl == it->vlen && (!vl || !memcmp(v, it->val, vl)))
                     same[i] = 1;
                 free(v);
+            }
+            /* A put would fail there: refuse before anything is written. */
+            if (!same[i] && have[j].generation == 0xffffffffu) {
+                char name[NAME_MAX_BYTES + 1];
+                key_to_name(it->key, it->klen, name);
+                fprintf(stderr, "%s import: %s: %s (key '%s'): %s; nothing "
+                                "was written\n",
+                        PROG, src, it->where, name, generation_exhausted);
+                rc = EXIT_ERR;
+                goto out;
             }
         }
     }
@@ -329,19 +418,18 @@ int cmd_import(int argc, char **argv)
     gates_install(&im);
     progress_begin("import", deletes + puts);
     uint64_t done = 0;
+    char name[NAME_MAX_BYTES + 1], cause[DEVICE_ERROR_MAX];
+    rc = EXIT_OK;
     if (replace)
         for (size_t j = 0; j < nh && !err; j++)
             if (!keep[j]) {
                 gate_open = 1;
                 err = ekv_delete(im.store, have[j].key, have[j].len);
                 if (err) {
-                    char name[NAME_MAX_BYTES + 1], cause[DEVICE_ERROR_MAX];
+                    rc = import_cause(&im, err, cause, sizeof(cause));
                     key_to_name(have[j].key, have[j].len, name);
                     fprintf(stderr, "%s import: %s: cannot delete: %s\n",
-                            PROG, name,
-                            device_error_text(&im, cause, sizeof(cause))
-                                ? cause
-                                : ekv_strerror(err));
+                            PROG, name, cause);
                 }
                 progress_step(++done);
             }
@@ -352,15 +440,12 @@ int cmd_import(int argc, char **argv)
         gate_open = old[i] != 0;
         err = ekv_put(im.store, it->key, it->klen, it->val, it->vlen);
         if (err) {
-            char name[NAME_MAX_BYTES + 1], cause[DEVICE_ERROR_MAX];
+            rc = import_cause(&im, err, cause, sizeof(cause));
             key_to_name(it->key, it->klen, name);
             fprintf(stderr,
                     "%s import: %s (%s): %s; the keys before it are "
                     "imported, it and the rest are not\n",
-                    PROG, name, it->where,
-                    device_error_text(&im, cause, sizeof(cause))
-                        ? cause
-                        : ekv_strerror(err));
+                    PROG, name, it->where, cause);
         }
         progress_step(++done);
     }
@@ -368,10 +453,9 @@ int cmd_import(int argc, char **argv)
     int ferr = gates_remove();
     progress_end();
     if (!err && ferr) {
-        print_error(im.paths[0], ferr);
-        err = ferr;
+        rc = import_cause(&im, ferr, cause, sizeof(cause));
+        fprintf(stderr, "%s import: %s\n", PROG, cause);
     }
-    rc = exit_code_for(err);
 out:
     free(same);
     free(old);
