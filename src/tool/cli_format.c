@@ -4,7 +4,10 @@
  *
  * Everything that can be checked is checked for every image before any of
  * them is touched: a valid embedkv header without --force, a lock held by
- * another process, a name given twice, sizes that disagree.
+ * another process, a name given twice, sizes that disagree, a geometry
+ * too large to open. Then every image is opened (a new file created) and
+ * locked, then grown and its space reserved, all of which can be undone;
+ * only then is any image shrunk or written (format_images).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -12,9 +15,11 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -29,6 +34,18 @@
 #define DEFAULT_BLOCK_SIZE 256u
 /* How much of a block device is read to tell "holds data" in a refusal. */
 #define DEV_LOOK ((uint64_t)1 << 20)
+/* Memory that opening a store takes per block, whatever it holds: while
+ * recovery scans a replica, a kind byte and a 16-byte chunk record per
+ * block (src/core/mode_index.c, scan_tmp), and for as long as the store is
+ * open a free-map bit per block and replica (freemap.c). The key index
+ * comes on top, per key (index.c). The allocation is the same on every
+ * machine, but whether it succeeds is not (overcommit, ulimit -v), so
+ * format sets a fixed bound instead of guessing: at MAX_BLOCKS the
+ * per-block part is 1.1 GiB (it opens under ulimit -v 1.25 GiB), and
+ * 2000M blocks of 64 bytes would have needed 33 GiB, which an open on a
+ * 24 GiB machine could not get. */
+#define OPEN_BYTES_PER_BLOCK 17u
+#define MAX_BLOCKS ((uint64_t)1 << 26)
 
 static const char format_help[] =
     "usage: embedkvfs format [--block-size N] [--blocks N | --size BYTES]\n"
@@ -39,7 +56,7 @@ static const char format_help[] =
     "  --block-size N   bytes per block, 64..65536 (default: the block size\n"
     "                   of an existing embedkv image being re-formatted,\n"
     "                   else 256)\n"
-    "  --blocks N       blocks per image, header included (at least 2)\n"
+    "  --blocks N       blocks per image, header included (2..67108864)\n"
     "  --size BYTES     image size; a whole number of blocks; K, M, G\n"
     "                   suffixes (powers of 1024) are accepted\n"
     "                   Without --blocks and --size, existing images keep\n"
@@ -102,6 +119,11 @@ typedef struct target {
     uint8_t blank_byte; /* which of the two */
     char canon[PATH_MAX + 1]; /* a new file's canonical path ("" if
                                  unknown), to spot duplicates */
+    /* While it is written (hold_image): */
+    int fd;            /* holds the lock; -1 when not open */
+    int created;       /* format created the file: removed on failure */
+    int changed;       /* shrunk or written: past undoing */
+    int erase_all;     /* every data block is written (ekv_format) */
 } target;
 
 /* Whether the regular file at path holds nothing but 0x00 bytes (holes
@@ -172,6 +194,7 @@ static int inspect(target *t, const char *path)
     struct stat st;
     memset(t, 0, sizeof(*t));
     t->path = path;
+    t->fd = -1;
     if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode) && stat(path, &st) != 0 &&
         errno == ENOENT) {
         /* Creating the link's target somewhere else is rarely meant. */
@@ -204,8 +227,10 @@ static int inspect(target *t, const char *path)
         return EXIT_IO;
     }
     if (S_ISDIR(st.st_mode)) {
-        fprintf(stderr, "%s format: %s: is a directory\n", PROG, path);
-        return EXIT_IO;
+        /* Refused as a FIFO is: not a file to format (exit 1). */
+        fprintf(stderr, "%s format: %s: is a directory: refused\n", PROG,
+                path);
+        return EXIT_ERR;
     }
     if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
         /* A FIFO would block, a character device (/dev/null) swallows
@@ -270,8 +295,8 @@ int cmd_format(int argc, char **argv)
             if (parse_size(optarg, 0, &blocks) || blocks < 2 ||
                 blocks > 0xffffffffu)
                 return usage_error("format", EXIT_USAGE,
-                                   "--blocks must be 2..4294967295, not '%s'",
-                                   optarg);
+                                   "--blocks must be 2..%" PRIu64 ", not "
+                                   "'%s'", MAX_BLOCKS, optarg);
             have_blocks = 1;
             break;
         case O_SIZE:
@@ -338,6 +363,21 @@ int cmd_format(int argc, char **argv)
                            size, have_erase, erase, keep, force, from, &doc);
     bulk_free(&doc);
     return rc;
+}
+
+/* A geometry the tool could not open on a machine of modest memory. */
+static int too_many_blocks(uint64_t blocks, uint64_t bs, int n)
+{
+    uint64_t need = blocks * OPEN_BYTES_PER_BLOCK +
+                    (uint64_t)n * ((blocks + 7) / 8);
+    fprintf(stderr,
+            "%s format: %" PRIu64 " blocks of %" PRIu64 " bytes are too "
+            "many: a store has at most %" PRIu64 " blocks (opening one "
+            "takes %u bytes of memory per block, %" PRIu64 " MiB for "
+            "this one); use larger blocks or fewer\n",
+            PROG, blocks, bs, MAX_BLOCKS, OPEN_BYTES_PER_BLOCK,
+            (need + (1u << 20) - 1) >> 20);
+    return EXIT_USAGE;
 }
 
 /* Whether the window [off, off+len) of path is all 0x00 (returns 0x00),
@@ -434,6 +474,196 @@ static int fill_store(ekv_device **devs, int n, uint8_t erase,
     return err;
 }
 
+/* Take the locks a writer of the image takes (src/posix/filedev.c): an
+ * exclusive flock on a whole file, a shared one for a window, and an OFD
+ * write lock on the bytes. At once: format does not wait. 0, EKV_EBUSY
+ * or a negated errno. */
+static int lock_image(int fd, int whole, uint64_t off, uint64_t len)
+{
+    if (flock(fd, (whole ? LOCK_EX : LOCK_SH) | LOCK_NB) != 0)
+        return errno == EWOULDBLOCK ? EKV_EBUSY : -errno;
+    struct flock fl = {
+        .l_type = F_WRLCK,
+        .l_whence = SEEK_SET,
+        .l_start = whole ? 0 : (off_t)off,
+        .l_len = whole ? 0 : (off_t)len,
+    };
+    if (fcntl(fd, F_OFD_SETLK, &fl) != 0) {
+        int e = errno;
+        /* File systems without OFD locks still have the flock. */
+        if (e == EINVAL || e == ENOLCK || e == EOPNOTSUPP)
+            return 0;
+        return (e == EAGAIN || e == EACCES) ? EKV_EBUSY : -e;
+    }
+    return 0;
+}
+
+/* Open image t for the write and lock it; a new file is created here
+ * (O_EXCL: never one that someone else made since the checks), and an
+ * existing one must still be the file the checks saw. The devices format
+ * writes through are opened without locks of their own: this descriptor
+ * holds the image until release_images. */
+static int hold_image(target *t, const img_window *w, int win, uint64_t span)
+{
+    int oflags = O_RDWR | O_NONBLOCK | O_NOCTTY | O_CLOEXEC;
+    if (!t->exists)
+        oflags |= O_CREAT | O_EXCL;
+    int fd = open(t->path, oflags, 0644);
+    if (fd < 0) {
+        int e = errno;
+        /* As the file device says it (filedev.c, open_image). */
+        int err = e == ENOENT                                 ? EKV_ENOENT
+                  : e == ENXIO                                ? -ENODEV
+                  : (e == EACCES || e == EROFS || e == EPERM) ? EKV_EROFS
+                                                              : -e;
+        print_image_error_at(t->path, w->offset, w->length, err);
+        return e == EISDIR || e == ENXIO ? EXIT_ERR : exit_code_for_open(err);
+    }
+    t->fd = fd;
+    t->created = !t->exists;
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        fprintf(stderr, "%s format: %s: %s\n", PROG, t->path,
+                strerror(errno));
+        return EXIT_IO;
+    }
+    if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+        fprintf(stderr,
+                "%s format: %s: not a regular file or block device (it is "
+                "%s): refused\n",
+                PROG, t->path, file_kind(st.st_mode));
+        return EXIT_ERR;
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0)
+        (void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    int err = lock_image(fd, !win, w->offset, span);
+    if (err) {
+        print_error(t->path, err);
+        return EXIT_IO;
+    }
+    if (t->exists) {
+        /* Locked now: what the checks judged may not change any more.
+         * Any writer of an image changes its header or size. */
+        image_probe p;
+        if (win)
+            image_probe_at(t->path, w->offset, w->length, &p);
+        else
+            image_probe_path(t->path, &p);
+        if (st.st_dev != t->dev || st.st_ino != t->ino ||
+            p.file_size != t->probe.file_size || p.magic != t->probe.magic ||
+            p.header_crc_ok != t->probe.header_crc_ok ||
+            p.block_size != t->probe.block_size ||
+            p.block_count != t->probe.block_count) {
+            fprintf(stderr,
+                    "%s format: %s: changed while format checked it; "
+                    "nothing was written\n",
+                    PROG, t->path);
+            return EXIT_IO;
+        }
+    }
+    return 0;
+}
+
+/* Why a file could not be made `bytes` long (or get its space): the
+ * cause in words, not an EKV code's ("value too large for this storage"
+ * is EFBIG's number too). */
+static int size_failed(const char *path, uint64_t bytes, int e)
+{
+    struct rlimit rl;
+    if (e == EFBIG && getrlimit(RLIMIT_FSIZE, &rl) == 0 &&
+        rl.rlim_cur != RLIM_INFINITY && bytes > (uint64_t)rl.rlim_cur)
+        fprintf(stderr,
+                "%s format: %s: cannot make a file of %" PRIu64 " bytes: "
+                "this process may write files of %" PRIu64 " bytes at most "
+                "(ulimit -f)\n",
+                PROG, path, bytes, (uint64_t)rl.rlim_cur);
+    else if (e == EFBIG)
+        fprintf(stderr,
+                "%s format: %s: the file system cannot hold a file of %"
+                PRIu64 " bytes (its largest file is smaller); use fewer "
+                "blocks or another file system\n",
+                PROG, path, bytes);
+    else if (e == ENOSPC || e == EDQUOT)
+        fprintf(stderr,
+                "%s format: %s: no space on the file system for the %"
+                PRIu64 " bytes format writes: %s\n",
+                PROG, path, bytes, strerror(e));
+    else
+        fprintf(stderr, "%s format: %s: cannot make it %" PRIu64
+                        " bytes: %s\n",
+                PROG, path, bytes, strerror(e));
+    return EXIT_IO;
+}
+
+/* Grow image t to span bytes and reserve the space of the first `writes`
+ * bytes of the store at off (what format writes there), so that neither
+ * a too large file nor a full file system shows only when images are
+ * written. Changes no byte of the image; release_images undoes the size. */
+static int make_room(target *t, int win, uint64_t off, uint64_t span,
+                     uint64_t writes)
+{
+    if (t->blockdev)
+        return 0;
+    if (!win && t->size < span && ftruncate(t->fd, (off_t)span) != 0)
+        return size_failed(t->path, span, errno);
+    if (writes > span)
+        writes = span;
+    int r;
+    do
+        r = fallocate(t->fd, 0, (off_t)off, (off_t)writes);
+    while (r != 0 && errno == EINTR);
+    /* Not every file system can reserve: it then fails as it writes. */
+    if (r != 0 && errno != EOPNOTSUPP && errno != ENOSYS && errno != EINVAL)
+        return size_failed(t->path, writes, errno);
+    return 0;
+}
+
+/* The end of a format: after a failure, an image format did not shrink or
+ * write gets its old size back, and a file format created is removed
+ * (the name only if it is still that file); then the locks go. */
+static void release_images(target *t, int n, int failed)
+{
+    for (int i = 0; i < n; i++) {
+        if (t[i].fd < 0)
+            continue;
+        struct stat st, now;
+        int ours = fstat(t[i].fd, &st) == 0;
+        if (failed && t[i].created) {
+            if (ours && stat(t[i].path, &now) == 0 &&
+                now.st_dev == st.st_dev && now.st_ino == st.st_ino &&
+                unlink(t[i].path) == 0)
+                fprintf(stderr, "%s format: %s removed\n", PROG,
+                        t[i].path);
+        } else if (failed && !t[i].changed && ours && S_ISREG(st.st_mode) &&
+                   (uint64_t)st.st_size != t[i].size &&
+                   ftruncate(t[i].fd, (off_t)t[i].size) != 0) {
+            fprintf(stderr,
+                    "%s format: %s: cannot give it its old size back (%"
+                    PRIu64 " bytes): %s\n",
+                    PROG, t[i].path, t[i].size, strerror(errno));
+        }
+        close(t[i].fd);
+        t[i].fd = -1;
+    }
+}
+
+/* A failed ekv_format: the file's own error when it has one. */
+static void write_failed(const ekv_device *dev, const char *path, int err)
+{
+    const char *op;
+    int e = ekv_file_error(dev, &op);
+    if (e == EFBIG)
+        size_failed(path, ekv_file_offset(dev) +
+                              (uint64_t)dev->block_size * dev->block_count,
+                    e);
+    else if (e)
+        fprintf(stderr, "%s format: cannot %s the image %s: %s\n", PROG, op,
+                path, strerror(e));
+    else
+        print_error(path, err);
+}
+
 static int format_images(char **paths, int n, uint64_t bs, uint64_t blocks,
                          int have_blocks, int have_size, uint64_t size,
                          int have_erase, uint8_t erase, int keep, int force,
@@ -443,6 +673,7 @@ static int format_images(char **paths, int n, uint64_t bs, uint64_t blocks,
     img_window w[EKV_MAX_REPLICAS];
     int fill[EKV_MAX_REPLICAS];
     static target t[EKV_MAX_REPLICAS]; /* big: keep it off the stack */
+    uint64_t need = 0; /* blocks the keys of --from take, header included */
     for (int i = 0; i < n; i++) {
         int rc = inspect(&t[i], paths[i]);
         if (rc)
@@ -492,11 +723,11 @@ static int format_images(char **paths, int n, uint64_t bs, uint64_t blocks,
                                "%" PRIu64 "-byte blocks",
                                size, bs);
         blocks = size / bs;
-        if (blocks < 2 || blocks > 0xffffffffu)
+        if (blocks < 2)
             return usage_error("format", EXIT_USAGE,
                                "--size %" PRIu64 " gives %" PRIu64
-                               " blocks; 2..4294967295 needed",
-                               size, blocks);
+                               " blocks; 2..%" PRIu64 " needed",
+                               size, blocks, MAX_BLOCKS);
     }
     for (int i = 0; win && i < n; i++) {
         uint64_t wb = 0;
@@ -522,9 +753,12 @@ static int format_images(char **paths, int n, uint64_t bs, uint64_t blocks,
     if (win && !blocks)
         return usage_error("format", EXIT_USAGE,
                            "give the window's --length (or --blocks/--size)");
-    if (win && (blocks < 2 || blocks > 0xffffffffu))
+    if (win && blocks < 2)
         return usage_error("format", EXIT_USAGE,
-                           "the window must hold 2..4294967295 blocks");
+                           "the window must hold 2..%" PRIu64 " blocks",
+                           MAX_BLOCKS);
+    if (blocks > MAX_BLOCKS)
+        return too_many_blocks(blocks, bs, n);
     for (int i = 0; win && i < n; i++) {
         if (w[i].offset + bs * blocks > t[i].size)
             return usage_error("format", EXIT_USAGE,
@@ -560,7 +794,7 @@ static int format_images(char **paths, int n, uint64_t bs, uint64_t blocks,
         int rc = bulk_check_keys("format", from, doc, (uint32_t)bs);
         if (rc)
             return rc;
-        uint64_t need = 1;
+        need = 1;
         for (size_t i = 0; i < doc->n; i++)
             need += bulk_blocks((uint32_t)bs, doc->items[i].klen,
                                 doc->items[i].vlen);
@@ -617,6 +851,8 @@ static int format_images(char **paths, int n, uint64_t bs, uint64_t blocks,
         if (!blocks)
             return usage_error("format", EXIT_USAGE,
                                "give --blocks or --size for a new image");
+        if (blocks > MAX_BLOCKS)
+            return too_many_blocks(blocks, bs, n);
     }
     for (int i = 0; i < n; i++) {
         if (t[i].exists && t[i].probe.header_crc_ok && !force) {
@@ -667,52 +903,80 @@ static int format_images(char **paths, int n, uint64_t bs, uint64_t blocks,
         }
     }
 
-    /* All checked: now write. The devices lock their files. */
+    /* All checked. Now every image is opened (a new file created) and
+     * locked, then grown to its new size with the space that format
+     * writes into reserved: none of it changes a byte of an image, and
+     * release_images undoes it. Only when all of that has worked for
+     * every image is an image shrunk or written. */
+    const uint64_t span = bs * blocks;
     ekv_device *devs[EKV_MAX_REPLICAS] = {0};
     int rc = EXIT_OK, err = 0, i;
-    int created[EKV_MAX_REPLICAS] = {0};
-    for (i = 0; i < n; i++) {
+    /* A file size limit (ulimit -f) fails the call that passes it with
+     * EFBIG, reported and undone, instead of killing format halfway. */
+    signal(SIGXFSZ, SIG_IGN);
+    for (i = 0; i < n && !rc; i++)
+        rc = hold_image(&t[i], &w[i], win, span);
+    for (i = 0; i < n && !rc; i++) {
+        /* A new file is zero-filled already; an old one holds records
+         * that recovery would bring back unless they are erased. */
+        t[i].erase_all =
+            !keep && (erase == 0xff || (t[i].exists && t[i].size));
+        /* A blank file holds the erase byte already: writing it again
+         * would only fill the holes of a sparse file. */
+        if (t[i].exists && t[i].blank && t[i].blank_byte == erase)
+            t[i].erase_all = 0;
+        if (win && fill[i] == erase)
+            t[i].erase_all = 0; /* the window is erased already */
+        uint64_t writes = t[i].erase_all ? blocks : need > 1 ? need : 1;
+        rc = make_room(&t[i], win, w[i].offset, span, writes * bs);
+    }
+    for (i = 0; i < n && !rc; i++) {
         ekv_file_options fo = {0};
-        fo.flags = (win ? 0 : EKV_FILE_CREATE) |
-                   (from ? EKV_FILE_NOSYNC : 0);
+        /* The image's size is not yet final where it shrinks: open the
+         * device as the window of the store, which it is. */
+        fo.flags = EKV_FILE_NOLOCK | (from ? EKV_FILE_NOSYNC : 0);
         fo.block_size = (uint32_t)bs;
         fo.block_count = (uint32_t)blocks;
         fo.offset = w[i].offset;
-        fo.length = win ? bs * blocks : 0;
+        fo.length = span;
         err = ekv_file_open_ex(&devs[i], paths[i], &fo);
-        created[i] = !err && !t[i].exists;
         if (err) {
             print_image_error_at(paths[i], w[i].offset, w[i].length, err);
             rc = exit_code_for_open(err);
-            goto out;
         }
     }
+    if (rc)
+        goto out;
     for (i = 0; i < n; i++) {
+        t[i].changed = 1;
+        if (!win && !t[i].blockdev && t[i].size > span &&
+            ftruncate(t[i].fd, (off_t)span) != 0) {
+            fprintf(stderr, "%s format: %s: cannot truncate it to %" PRIu64
+                            " bytes: %s\n",
+                    PROG, paths[i], span, strerror(errno));
+            rc = EXIT_IO;
+        }
         ekv_format_options fo = {0};
         fo.replica_id_base = (uint32_t)i;
         /* One call per image: name the whole set in every header. */
         fo.participants =
             n > 1 ? (n >= 32 ? 0xffffffffu : (1u << n) - 1) : 0;
         fo.erase_byte = erase;
-        /* A new file is zero-filled already; an old one holds records that
-         * recovery would bring back unless they are erased. */
-        fo.erase_data = !keep && (erase == 0xff || (t[i].exists && t[i].size));
-        /* A blank file holds the erase byte already: writing it again
-         * would only fill the holes of a sparse file. */
-        if (t[i].exists && t[i].blank && t[i].blank_byte == erase)
-            fo.erase_data = 0;
-        if (win && fill[i] == erase)
-            fo.erase_data = 0; /* the window is erased already */
-        if (fo.erase_data) {
+        fo.erase_data = (uint8_t)t[i].erase_all;
+        if (!rc && fo.erase_data) {
             progress_begin("format", blocks);
             progress_hook(&devs[i], 1);
         }
-        err = ekv_format(&devs[i], 1, &fo);
-        progress_unhook();
-        progress_end();
-        if (err) {
-            print_error(paths[i], err);
-            rc = exit_code_for(err);
+        if (!rc) {
+            err = ekv_format(&devs[i], 1, &fo);
+            progress_unhook();
+            progress_end();
+            if (err) {
+                write_failed(devs[i], paths[i], err);
+                rc = exit_code_for(err);
+            }
+        }
+        if (rc) {
             if (i > 0)
                 fprintf(stderr,
                         "%s format: the images before %s were formatted; "
@@ -722,7 +986,7 @@ static int format_images(char **paths, int n, uint64_t bs, uint64_t blocks,
         }
         printf("%s: %" PRIu64 " blocks of %" PRIu64 " bytes (%" PRIu64
                " bytes), replica_id %d%s\n",
-               paths[i], blocks, bs, blocks * bs, i,
+               paths[i], blocks, bs, span, i,
                fo.erase_data ? (erase ? ", erased with 0xff" : ", erased")
                              : "");
         if (win)
@@ -739,13 +1003,8 @@ static int format_images(char **paths, int n, uint64_t bs, uint64_t blocks,
     }
     rc = finish_stdout("format");
 out:
-    if (rc && rc != EXIT_OK)
-        for (i = 0; i < n; i++)
-            if (created[i]) {
-                unlink(paths[i]);
-                fprintf(stderr, "%s format: %s removed\n", PROG, paths[i]);
-            }
     for (i = 0; i < n; i++)
         ekv_device_close(devs[i]);
+    release_images(t, n, rc != EXIT_OK);
     return rc;
 }
