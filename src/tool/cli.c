@@ -315,6 +315,17 @@ void json_hex(FILE *f, const uint8_t *b, size_t len)
     fputc('"', f);
 }
 
+void json_state(const char *word, const char *why)
+{
+    printf(", \"state\": ");
+    json_cstr(stdout, word);
+    printf(", \"state_detail\": ");
+    if (why && why[0])
+        json_cstr(stdout, why);
+    else
+        printf("null");
+}
+
 int view_exit(const char *cmd, int rc)
 {
     uint32_t lost = view_lacks_blocks();

@@ -114,6 +114,9 @@ void json_hex(FILE *f, const uint8_t *b, size_t len);
 /* Flush stdout and report a write error (EPIPE, ENOSPC on a redirect) as
  * "embedkvfs CMD: standard output: reason". Returns 0 or EXIT_IO. */
 int finish_stdout(const char *cmd);
+/* ', "state": WORD, "state_detail": WHY' of a replica in --json output
+ * (null for an empty why). */
+void json_state(const char *word, const char *why);
 /* rc, or EXIT_IO when the store was read with blocks missing from every
  * replica (view_lacks_blocks) and rc would pass the view for a whole
  * one: a success, or "no such key". Says why on stderr. */

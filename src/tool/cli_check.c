@@ -291,14 +291,7 @@ static void json_replica(const replica_result *rr, unsigned i,
     {
         char why[256];
         int st = rr->usable ? 0 : rr->open_err ? rr->open_err : rr->status;
-        const char *word = set_state_text(im, i, st, why, sizeof(why));
-        printf(", \"state\": ");
-        json_cstr(stdout, word);
-        printf(", \"state_detail\": ");
-        if (why[0])
-            json_cstr(stdout, why);
-        else
-            printf("null");
+        json_state(set_state_text(im, i, st, why, sizeof(why)), why);
         if (im->store && (st == 0 || st == EKV_ESTALE))
             printf(", \"epoch\": %u, \"participants\": %u",
                    rr->rep.format_seq, rr->rep.participants);

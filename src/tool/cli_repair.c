@@ -62,13 +62,7 @@ static void json_not_opened(const images *im, char **paths, int n, int err,
         }
         printf("%s\n  {\"replica\": %d, \"image\": ", i ? "," : "", i);
         json_cstr(stdout, paths[i]);
-        printf(", \"state\": ");
-        json_cstr(stdout, word);
-        printf(", \"state_detail\": ");
-        if (why[0])
-            json_cstr(stdout, why);
-        else
-            printf("null");
+        json_state(word, why);
         printf(", \"rebuilt\": false, \"copied\": 0}");
     }
     printf("\n]}\n");
@@ -263,13 +257,7 @@ int cmd_repair(int argc, char **argv)
                                               sizeof(why));
             printf("%s\n  {\"replica\": %d, \"image\": ", i ? "," : "", i);
             json_cstr(stdout, paths[i]);
-            printf(", \"state\": ");
-            json_cstr(stdout, word);
-            printf(", \"state_detail\": ");
-            if (why[0])
-                json_cstr(stdout, why);
-            else
-                printf("null");
+            json_state(word, why);
             printf(", \"rebuilt\": %s, \"copied\": %u}",
                    (after.healed || (before[i].status && !after.status))
                        ? "true" : "false",

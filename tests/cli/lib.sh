@@ -131,6 +131,28 @@ with open(sys.argv[1], "r+b") as f:
 PY
 }
 
+# exhausted_generation IMG KEY: a new store of 256-byte blocks in IMG
+# whose one key KEY has generation 4294967295 (its descriptor patched and
+# resealed as check's crc_fix does).
+exhausted_generation() {
+    "$EKV" format --size 8K "$1" >/dev/null || fail "format $1"
+    printf v | "$EKV" put "$1" "$2" || fail "put $1 $2"
+    local blk
+    blk=$("$EKV" dump --json "$1" |
+        "$JQ" '.blocks[] | select(.type == "descriptor") | .index')
+    python3 - "$1" "$blk" <<'PY' || fail "patch the generation of $1"
+import sys, zlib
+path, blk, bs = sys.argv[1], int(sys.argv[2]), 256
+with open(path, "r+b") as f:
+    f.seek(blk * bs)
+    b = bytearray(f.read(bs))
+    b[4:8] = b"\xff\xff\xff\xff"          # generation 4294967295
+    b[-4:] = b"\0\0\0\0"
+    b[-4:] = (zlib.crc32(bytes(b)) & 0xffffffff).to_bytes(4, "little")
+    f.seek(blk * bs)
+    f.write(b)
+PY
+}
 done_ok() { echo "ok: $checks checks in $(basename "$0")"; exit 0; }
 
 # upstream_set IMAGE...: clear the participant mask (header flags) of each

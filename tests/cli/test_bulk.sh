@@ -238,21 +238,7 @@ ekv get sp.img q
 expect_out "fifo" "read from the FIFO"
 
 # --- import of a key whose generation counter is exhausted ------------------
-"$EKV" format --size 8K gen.img >/dev/null || fail "format gen.img"
-printf v | "$EKV" put gen.img k || fail "put gen.img"
-blk=$("$EKV" dump --json gen.img | "$JQ" '.blocks[] | select(.type == "descriptor") | .index')
-python3 - gen.img "$blk" <<'PY'
-import sys, zlib
-path, blk, bs = sys.argv[1], int(sys.argv[2]), 256
-with open(path, "r+b") as f:
-    f.seek(blk * bs)
-    b = bytearray(f.read(bs))
-    b[4:8] = b"\xff\xff\xff\xff"          # generation 4294967295
-    b[-4:] = b"\0\0\0\0"
-    b[-4:] = (zlib.crc32(bytes(b)) & 0xffffffff).to_bytes(4, "little")
-    f.seek(blk * bs)
-    f.write(b)
-PY
+exhausted_generation gen.img k
 cp gen.img gen.before
 printf '{"keys": [{"key": "a", "value": "1"}, {"key": "k", "value": "w"}]}' >gen.json
 ekv import -f gen.json gen.img

@@ -230,21 +230,7 @@ expect_rc 0 "a key starting with '-' after --"
 expect_out dash "reads it"
 
 # A generation counter at its maximum: not "buffer too small".
-"$EKV" format --size 8K gen.img >/dev/null || fail "format gen.img"
-printf v | "$EKV" put gen.img k || fail "put gen.img"
-blk=$("$EKV" dump --json gen.img | "$JQ" '.blocks[] | select(.type == "descriptor") | .index')
-python3 - gen.img "$blk" <<'PY'
-import sys, zlib
-path, blk, bs = sys.argv[1], int(sys.argv[2]), 256
-with open(path, "r+b") as f:
-    f.seek(blk * bs)
-    b = bytearray(f.read(bs))
-    b[4:8] = b"\xff\xff\xff\xff"          # generation 4294967295
-    b[-4:] = b"\0\0\0\0"                 # resealed as check's crc_fix does
-    b[-4:] = (zlib.crc32(bytes(b)) & 0xffffffff).to_bytes(4, "little")
-    f.seek(blk * bs)
-    f.write(b)
-PY
+exhausted_generation gen.img k
 ekv ls -l gen.img
 expect_out_has "4294967295" "the key is at the last generation"
 printf w | "$EKV" put gen.img k >"$WORK/out" 2>"$WORK/err"
