@@ -50,7 +50,7 @@ static const char export_help[] =
     "usage: embedkvfs export [--wait S] IMAGE...\n"
     "Write every key and value of the store on IMAGE... (replicas) as one\n"
     "JSON document on standard output, keys sorted bytewise:\n"
-    "  {\"format\": \"embedkv-export-1\", \"block_size\": N, \"block_count\": N,\n"
+    "  {\"format\": \"" BULK_FORMAT "\", \"block_size\": N, \"block_count\": N,\n"
     "   \"keys\": [{\"key\": \"text\", \"value\": \"text\"},\n"
     "            {\"key_base64\": \"...\", \"value_base64\": \"...\"}, ...]}\n"
     "Bytes that are valid UTF-8 without NUL are JSON strings as they are;\n"
@@ -100,7 +100,7 @@ int cmd_export(int argc, char **argv)
     ekv_stats st;
     ekv_stats_get(im.store, &st);
     /* One entry per line; jansson writes each entry (the escapes). */
-    printf("{\"format\": \"embedkv-export-1\", \"block_size\": %u, "
+    printf("{\"format\": \"" BULK_FORMAT "\", \"block_size\": %u, "
            "\"block_count\": %u,\n \"keys\": [",
            st.block_size, st.block_count);
     for (size_t i = 0; i < nk; i++) {
@@ -526,13 +526,12 @@ static void catch_stops(void)
     }
 }
 
-/* Remove tmp (when unlink_it) and forget it, the stop signals blocked. */
-static void tmp_done(const char *tmp, bool unlink_it)
+/* Remove tmp and forget it, the stop signals blocked. */
+static void tmp_drop(const char *tmp)
 {
     sigset_t old;
     stops_blocked(true, &old);
-    if (unlink_it)
-        (void)unlink(tmp);
+    (void)unlink(tmp);
     tmp_live[0] = '\0';
     stops_blocked(false, &old);
 }
@@ -573,14 +572,14 @@ static int write_file_atomic(const char *dir, const char *name,
         if (w < 0) {
             rc = -errno;
             close(fd);
-            tmp_done(tmp, true);
+            tmp_drop(tmp);
             goto out;
         }
         done += (size_t)w;
     }
     if (close(fd) != 0) {
         rc = -errno;
-        tmp_done(tmp, true);
+        tmp_drop(tmp);
         goto out;
     }
     stops_blocked(true, &old);
